@@ -19,6 +19,7 @@ from kintsugi.io.errors import (
 from kintsugi.io.image import read_image, write_image
 from kintsugi.io.jsonio import read_json, write_json
 from kintsugi.io.mesh import read_mesh, write_mesh
+from kintsugi.io.open import open_path, scan_folder
 from kintsugi.io.volume import read_volume, write_volume
 
 __all__ = [
@@ -32,10 +33,12 @@ __all__ = [
     "UnsupportedFormatError",
     "UnsupportedTransferSyntaxError",
     "WriteError",
+    "open_path",
     "read_image",
     "read_json",
     "read_mesh",
     "read_volume",
+    "scan_folder",
     "write_image",
     "write_json",
     "write_mesh",

@@ -1,0 +1,1 @@
+"""The ``kintsugi`` command. Headless except ``kintsugi gui``, which imports Qt lazily."""
