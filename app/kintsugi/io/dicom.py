@@ -90,7 +90,7 @@ def _check_decodable(path: Path, ds) -> str:
     if _gdcm_can_decode(path):
         return "gdcm"
     raise UnsupportedTransferSyntaxError(
-        path, f"DICOM transfer syntax '{ts.name}' ({ts}) cannot be decoded: no installed decoder supports it"
+        path, f"DICOM transfer syntax '{ts.name}' ({ts}) cannot be decoded: no installed decoder could decode it"
     )
 
 
@@ -189,18 +189,21 @@ def _orientation(ds) -> np.ndarray | None:
     return np.stack([r, c, n / np.linalg.norm(n)], axis=1)
 
 
+def _first_number(value: object) -> float:
+    """WindowCenter/Width may be multi-valued; the first value is the default window."""
+    if isinstance(value, str | bytes) or not hasattr(value, "__getitem__"):
+        return float(value)  # type: ignore[arg-type]
+    return float(value[0])  # type: ignore[index]
+
+
 def _window(ds) -> tuple[float, float] | None:
     wc, ww = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
     if wc is None or ww is None:
         return None
     try:
-        wc = float(wc[0] if isinstance(wc, list | tuple) or hasattr(wc, "__getitem__") and not isinstance(wc, str)
-                   else wc)
-        ww = float(ww[0] if isinstance(ww, list | tuple) or hasattr(ww, "__getitem__") and not isinstance(ww, str)
-                   else ww)
-    except (TypeError, ValueError):
+        return _first_number(wc), _first_number(ww)
+    except (TypeError, ValueError, IndexError):
         return None
-    return wc, ww
 
 
 def _meta(ds, path: Path) -> dict:

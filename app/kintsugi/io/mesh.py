@@ -114,8 +114,9 @@ def _to_layer(geom, name: str, path: Path) -> Mesh | PointCloud:
         normals = None
         md = getattr(geom, "metadata", {}) or {}
         ply_raw = md.get("_ply_raw", {}).get("vertex", {}).get("data") if isinstance(md, dict) else None
-        if ply_raw is not None and all(k in ply_raw.dtype.names for k in ("nx", "ny", "nz")):
-            normals = np.stack([ply_raw["nx"], ply_raw["ny"], ply_raw["nz"]], axis=1).astype(float)
+        names = (ply_raw.dtype.names or ()) if hasattr(ply_raw, "dtype") else tuple(ply_raw or ())
+        if ply_raw is not None and all(k in names for k in ("nx", "ny", "nz")):
+            normals = np.stack([np.asarray(ply_raw[k], float).reshape(-1) for k in ("nx", "ny", "nz")], axis=1)
         return PointCloud(name=name, points=points, normals=normals, colors=colors, metadata=meta)
     raise UnsupportedFormatError(path, f"geometry of type {type(geom).__name__} is not supported")
 

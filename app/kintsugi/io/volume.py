@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,38 @@ def _nifti_precheck(path: Path) -> None:
     n_voxels = int(np.prod([max(1, d) for d in dims[1 : ndim + 1]], dtype=np.float64))
     n_bytes = n_voxels * max(1, bitpix // 8)
     check_size(path, n_bytes, f"the {'x'.join(str(d) for d in dims[1:ndim + 1])} volume")
-    if not path.name.lower().endswith(".gz"):
+    if path.name.lower().endswith(".gz"):
+        _check_gzip_complete(path, vox_offset + n_bytes)
+    else:
         actual = path.stat().st_size
         if actual < vox_offset + n_bytes:
             raise TruncatedFileError(
                 path, f"truncated: header promises {vox_offset + n_bytes} bytes, the file has {actual}"
             )
+
+
+def _check_gzip_complete(path: Path, expected: int) -> None:
+    """ITK silently zero-fills a truncated .nii.gz; refuse it instead of showing invented voxels.
+
+    The gzip trailer holds the uncompressed size (mod 2**32): a match is the cheap, common case.
+    Otherwise decompress once to be sure (multi-member files legitimately disagree with the trailer).
+    """
+    with open(path, "rb") as fh:
+        fh.seek(-4, 2)
+        isize = struct.unpack("<I", fh.read(4))[0]
+    if isize == expected % 2**32:
+        return
+    total = 0
+    try:
+        with gzip.open(path, "rb") as g:
+            while chunk := g.read(1 << 22):
+                total += len(chunk)
+    except EOFError:
+        raise TruncatedFileError(path, "truncated: the compressed stream ends early") from None
+    except (OSError, zlib.error) as e:
+        raise CorruptFileError(path, f"cannot decompress: {e}") from None
+    if total < expected:
+        raise TruncatedFileError(path, f"truncated: header promises {expected} bytes, the file holds {total}")
 
 
 def read_volume(path: str | Path, as_labels: bool | None = None) -> Volume | LabelMap:

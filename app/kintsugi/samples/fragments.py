@@ -112,14 +112,23 @@ def _arrays(solid: m3d.Manifold) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vertices, faces, face_origin
 
 
+_Builder = Callable[[float], m3d.Manifold]  # edge length (mm) -> watertight solid
+
 # --------------------------------------------------------------------------------------------
 # base shapes: procedural, watertight, in mm; each draws its proportions from the rng so two
 # seeds never give the same pot
 
 
-def _edge_length(area_mm2: float, faces: int) -> float:
-    """Edge length that spends about ``faces`` triangles on ``area_mm2`` (near-equilateral)."""
-    return float(np.clip(math.sqrt(area_mm2 / (0.43 * max(faces, 100))), 0.8, 12.0))
+# Mean triangle area per squared edge length that each mesher yields (measured): revolve +
+# refine_to_length splits diagonals, level_set's edge length is a maximum.
+_TRI_AREA = {"bowl": 0.12, "vase": 0.12, "tile": 0.22, "bone": 0.22}
+_COARSE_EDGE = 10.0
+
+
+def _edge_length(shape: str, build: _Builder, faces: int) -> float:
+    """Edge length that spends about ``faces`` triangles on the shape (area from a coarse build)."""
+    area = build(_COARSE_EDGE).surface_area()
+    return float(np.clip(math.sqrt(area / (_TRI_AREA[shape] * max(faces, 100))), 0.8, 12.0))
 
 
 def _thick_profile(midline: np.ndarray, thickness: float, step: float) -> np.ndarray:
@@ -149,11 +158,10 @@ def _smooth_midline(control: np.ndarray, step: float) -> np.ndarray:
     return np.stack([PchipInterpolator(chord, control[:, k])(s) for k in range(2)], axis=1)
 
 
-def _revolve(outline: np.ndarray, r_max: float, edge: float) -> m3d.Manifold:
+def _revolve(polygons: list[np.ndarray], r_max: float, edge: float) -> m3d.Manifold:
+    """Revolve (r, z) polygons about z, then split long edges so triangles are near ``edge``."""
     segments = max(24, 4 * round(2 * math.pi * r_max / edge / 4))
-    if _signed_area(outline) < 0:
-        outline = outline[::-1]
-    section = m3d.CrossSection([outline])
+    section = m3d.CrossSection([_ccw(p) for p in polygons])
     return m3d.Manifold.revolve(section, segments).refine_to_length(edge)
 
 
@@ -162,62 +170,68 @@ def _signed_area(poly: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def _bowl(rng: np.random.Generator, faces: int) -> m3d.Manifold:
+def _bowl(rng: np.random.Generator) -> _Builder:
     """A thick-walled bowl on a foot ring: the classic archaeological sherd source."""
     rim, height, wall = rng.uniform(62, 82), rng.uniform(50, 75), rng.uniform(6.0, 8.5)
-    edge = _edge_length(2 * math.pi * rim * (rim + height) * 1.1, faces)
     flare = rng.uniform(0.8, 0.97)
-    control = np.array([
-        [-2.0, wall / 2], [0.35 * rim, wall / 2], [0.62 * rim, 0.16 * height],
-        [flare * rim, 0.6 * height], [rim, height],
-    ])
-    outline = _thick_profile(_smooth_midline(control, edge / 2), wall, edge / 2)
-    foot_in, foot_out, foot_h = 0.28 * rim, 0.28 * rim + rng.uniform(5, 8), rng.uniform(4, 7)
-    foot = np.array([[foot_in, -foot_h], [foot_out, -foot_h], [foot_out, 1.0], [foot_in, 1.0]])
-    section = m3d.CrossSection([_ccw(outline)]) + m3d.CrossSection([foot])
-    segments = max(24, 4 * round(2 * math.pi * rim / edge / 4))
-    return m3d.Manifold.revolve(section, segments).refine_to_length(edge)
+    foot_w, foot_h = rng.uniform(5, 8), rng.uniform(4, 7)
+
+    def build(edge: float) -> m3d.Manifold:
+        control = np.array([
+            [-2.0, wall / 2], [0.35 * rim, wall / 2], [0.62 * rim, 0.16 * height],
+            [flare * rim, 0.6 * height], [rim, height],
+        ])
+        outline = _thick_profile(_smooth_midline(control, edge), wall, edge)
+        foot_in, foot_out = 0.28 * rim, 0.28 * rim + foot_w
+        foot = np.array([[foot_in, -foot_h], [foot_out, -foot_h], [foot_out, 1.0], [foot_in, 1.0]])
+        return _revolve([_ccw(outline), foot], rim + wall, edge)
+
+    return build
 
 
 def _ccw(poly: np.ndarray) -> np.ndarray:
     return poly if _signed_area(poly) > 0 else poly[::-1]
 
 
-def _vase(rng: np.random.Generator, faces: int) -> m3d.Manifold:
+def _vase(rng: np.random.Generator) -> _Builder:
     """A closed-bottom vase with belly, neck and flared lip: hollow, tall, doubly curved."""
     height, belly, wall = rng.uniform(150, 195), rng.uniform(45, 60), rng.uniform(4.5, 6.0)
-    neck, lip = rng.uniform(15, 22), rng.uniform(24, 32)
-    edge = _edge_length(2 * math.pi * belly * height * 1.5, faces)
+    neck, lip, waist = rng.uniform(15, 22), rng.uniform(24, 32), rng.uniform(0.3, 0.45)
     control = np.array([
-        [-2.0, wall / 2], [0.6 * belly, wall / 2], [belly, rng.uniform(0.3, 0.45) * height],
+        [-2.0, wall / 2], [0.6 * belly, wall / 2], [belly, waist * height],
         [0.55 * (belly + neck), 0.68 * height], [neck, 0.85 * height], [lip, height],
     ])
-    outline = _thick_profile(_smooth_midline(control, edge / 2), wall, edge / 2)
-    return _revolve(_ccw(outline), belly + wall, edge)
+
+    def build(edge: float) -> m3d.Manifold:
+        outline = _thick_profile(_smooth_midline(control, edge), wall, edge)
+        return _revolve([outline], belly + wall, edge)
+
+    return build
 
 
-def _tile(rng: np.random.Generator, faces: int) -> m3d.Manifold:
+def _tile(rng: np.random.Generator) -> _Builder:
     """A gently bent rounded slab (roof tile / plaque): breaks through its thickness."""
     a, b, c = rng.uniform(60, 80), rng.uniform(40, 55), rng.uniform(7, 11)
     radius, bend = min(4.0, 0.45 * c), rng.uniform(0.0, 0.004)
-    edge = _edge_length(4 * a * b * 1.15, faces)
     half = np.array([a, b, c])
 
     def sdf(x: float, y: float, z: float) -> float:
         p = np.abs(np.array([x, y, z - bend * x * x])) - half + radius
         return radius - (float(np.linalg.norm(np.maximum(p, 0.0))) + min(float(p.max()), 0.0))
 
-    pad = radius + 2 * edge
-    top = c + bend * a * a
-    bounds = [-a - pad, -b - pad, -c - pad, a + pad, b + pad, top + pad]
-    return m3d.Manifold.level_set(sdf, bounds, edge)
+    def build(edge: float) -> m3d.Manifold:
+        pad = radius + 2 * edge
+        top = c + bend * a * a
+        bounds = [-a - pad, -b - pad, -c - pad, a + pad, b + pad, top + pad]
+        return m3d.Manifold.level_set(sdf, bounds, edge)
+
+    return build
 
 
-def _bone(rng: np.random.Generator, faces: int) -> m3d.Manifold:
+def _bone(rng: np.random.Generator) -> _Builder:
     """A long bone: a shaft blending smoothly into knobbly ends, so fractures cross solid bone."""
     half_len, shaft = rng.uniform(70, 95), rng.uniform(9, 13)
     knob = shaft * rng.uniform(1.45, 1.8)
-    edge = _edge_length(2 * math.pi * shaft * 2 * half_len * 1.4, faces)
     ends = []
     for sx in (-1.0, 1.0):
         for sy in (-1.0, 1.0):
@@ -234,12 +248,15 @@ def _bone(rng: np.random.Generator, faces: int) -> m3d.Manifold:
             d = d * (1 - h) + e * h + blend * h * (1 - h)
         return d
 
-    pad = 2 * knob + 2 * edge
-    bounds = [-half_len - pad, -pad, -pad, half_len + pad, pad, pad]
-    return m3d.Manifold.level_set(sdf, bounds, edge)
+    def build(edge: float) -> m3d.Manifold:
+        pad = 2 * knob + 2 * edge
+        bounds = [-half_len - pad, -pad, -pad, half_len + pad, pad, pad]
+        return m3d.Manifold.level_set(sdf, bounds, edge)
+
+    return build
 
 
-_BUILDERS: dict[str, Callable[[np.random.Generator, int], m3d.Manifold]] = {
+_BUILDERS: dict[str, Callable[[np.random.Generator], _Builder]] = {
     "bowl": _bowl, "vase": _vase, "tile": _tile, "bone": _bone,
 }
 
@@ -259,10 +276,15 @@ def _frame(normal: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Roughness:
-    """A fracture relief: a few smooth long waves plus finer ripples, as in a brittle break."""
+    """A fracture relief: a sum of plane waves whose amplitude grows with wavelength.
+
+    Brittle fractures are self-affine (rough at every scale, more so at large scales), and a
+    relief sized to the cross-section it crosses keeps a thin bone shaft and a wide bowl equally
+    rough instead of leaving the small cuts nearly planar.
+    """
 
     k: np.ndarray  # (W, 2) wave vectors, rad/mm
-    amp: np.ndarray  # (W,)
+    amp: np.ndarray  # (W,) mm
     phase: np.ndarray  # (W,)
 
     def height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -270,19 +292,15 @@ class _Roughness:
         return np.sin(arg) @ self.amp
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, size: float) -> _Roughness:
-        waves = [  # (count, wavelength range as fraction of size, amplitude range in mm)
-            (3, (0.35, 0.9), (0.018 * size, 0.035 * size)),
-            (3, (0.08, 0.16), (0.3, 0.8)),
-        ]
-        ks, amps = [], []
-        for count, (lo, hi), (alo, ahi) in waves:
-            theta = rng.uniform(0, 2 * np.pi, count)
-            wavelength = rng.uniform(lo, hi, count) * size
-            ks.append(np.stack([np.cos(theta), np.sin(theta)], axis=1) * (2 * np.pi / wavelength)[:, None])
-            amps.append(rng.uniform(alo, ahi, count))
-        k, amp = np.concatenate(ks), np.concatenate(amps)
-        return cls(k=k, amp=amp, phase=rng.uniform(0, 2 * np.pi, len(amp)))
+    def draw(cls, rng: np.random.Generator, span: float, spacing: float) -> _Roughness:
+        """Waves for a cut crossing ``span`` mm of material on a grid of ``spacing`` mm."""
+        bands = [(0.5, 1.0), (0.2, 0.4), (0.08, 0.15)]  # wavelength as a fraction of the span
+        wavelength = np.concatenate([rng.uniform(lo, hi, 2) * span for lo, hi in bands])
+        wavelength = np.maximum(wavelength, 4 * spacing)  # finer waves would only alias
+        amp = rng.uniform(0.035, 0.055, len(wavelength)) * np.minimum(wavelength, 120.0)
+        theta = rng.uniform(0, 2 * np.pi, len(wavelength))
+        k = np.stack([np.cos(theta), np.sin(theta)], axis=1) * (2 * np.pi / wavelength)[:, None]
+        return cls(k=k, amp=amp, phase=rng.uniform(0, 2 * np.pi, len(wavelength)))
 
 
 def _cutter(center: np.ndarray, normal: np.ndarray, reach: float, spacing: float,
@@ -335,6 +353,16 @@ class _Part:
     volume: float
 
 
+def _span(vertices: np.ndarray, centre: np.ndarray, normal: np.ndarray, spacing: float) -> float:
+    """How far the cut plane runs through the piece: the extent of the vertices near it."""
+    offset = vertices - centre
+    near = offset[np.abs(offset @ normal) < 1.5 * spacing]
+    if len(near) < 3:
+        near = offset
+    flat = near - np.outer(near @ normal, normal)
+    return float(2 * np.linalg.norm(flat - flat.mean(axis=0), axis=1).max())
+
+
 def _try_split(part: _Part, rng: np.random.Generator, size: float, spacing: float,
                min_volume: float) -> tuple[_Part, _Part, int] | None:
     """One attempt to break ``part`` in two; None when the break would leave a crumb or shatter it."""
@@ -342,8 +370,9 @@ def _try_split(part: _Part, rng: np.random.Generator, size: float, spacing: floa
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     normal = _cut_normal(rng, vertices)
     centre = (lo + hi) / 2 + rng.normal(scale=0.08, size=3) * (hi - lo)
-    reach = float(np.linalg.norm(vertices - centre, axis=1).max()) + 0.1 * size + spacing
-    cutter = _cutter(centre, normal, reach, spacing, _Roughness.draw(rng, size)).as_original()
+    relief = _Roughness.draw(rng, _span(vertices, centre, normal, spacing), spacing)
+    reach = float(np.linalg.norm(vertices - centre, axis=1).max()) + float(relief.amp.sum()) + spacing
+    cutter = _cutter(centre, normal, reach, spacing, relief).as_original()
     below, above = part.solid.split(cutter)
     halves = []
     for half in (below, above):
@@ -401,7 +430,7 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 def _scatter(rng: np.random.Generator, radii: list[float], size: float) -> np.ndarray:
     """Centres for the pieces, far enough apart that their bounding spheres never touch."""
     gap = 0.1 * size
-    box = 2.0 * size
+    box = 1.0 * size
     centres: list[np.ndarray] = []
     for r in radii:
         for attempt in range(10_000):
@@ -435,7 +464,9 @@ def generate(seed: int = 0, n_pieces: int | None = None, shape: str | None = Non
     if shape not in _BUILDERS:
         raise ValueError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
 
-    base = _BUILDERS[shape](rng, int(faces_target * _BASE_SHARE))
+    build = _BUILDERS[shape](rng)
+    base_faces = int(faces_target * _BASE_SHARE)
+    base = build(_edge_length(shape, build, base_faces))
     if base.status() != m3d.Error.NoError or base.is_empty():
         raise RuntimeError(f"building the {shape} failed: {base.status()}")
     base = base.as_original()
@@ -443,7 +474,8 @@ def generate(seed: int = 0, n_pieces: int | None = None, shape: str | None = Non
     vertices, faces, _ = _arrays(base)
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     size = float(np.linalg.norm(hi - lo))
-    spacing = _edge_length(float(base.surface_area()), int(faces_target * _BASE_SHARE)) * 0.9
+    # cutter grid triangles (half squares) about as large as the surface's triangles
+    spacing = math.sqrt(2 * base.surface_area() / base.num_tri())
 
     solids, cutter_ids = _shatter(base, n, rng, spacing, size)
     cut_index = {cid: k for k, cid in enumerate(cutter_ids)}
