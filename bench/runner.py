@@ -1,0 +1,30 @@
+"""Run the benchmarks and update bench/results.md."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench import io_load
+from bench.results_table import RESULTS, update
+
+BENCHMARKS = {"io": io_load.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None, help="where to keep generated data (kept between runs)")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    workdir = args.workdir or Path(tempfile.gettempdir()) / "kintsugi-bench"
+    for name in names:
+        rows = BENCHMARKS[name](workdir / name, repeats=args.repeats)
+        update(rows)
+    print(f"updated {RESULTS}")
+    return 0
