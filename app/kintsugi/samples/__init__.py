@@ -34,9 +34,14 @@ def _module(name: str) -> ModuleType:
 
 
 def list_samples() -> list[SampleInfo]:
+    """All samples whose generator imports; a broken one is listed with its error as description."""
     out = []
     for name in _MODULES:
-        mod = _module(name)
+        try:
+            mod = _module(name)
+        except Exception as e:  # one broken generator must not hide the others
+            out.append(SampleInfo(name, name, f"unavailable: {type(e).__name__}: {e}"))
+            continue
         out.append(SampleInfo(mod.NAME, mod.TITLE, mod.DESCRIPTION))
     return out
 

@@ -1,0 +1,205 @@
+"""The main window: docks, menus and the two views; it owns no domain logic.
+
+Everything it does goes through the same public API the CLI uses (``kintsugi.io.open_path``,
+``kintsugi.samples.make_sample``), so each menu action has a headless twin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QAction, QKeySequence
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QSplitter,
+    QWidget,
+)
+
+from kintsugi import __version__
+from kintsugi.core import Layer, Scene
+from kintsugi.gui.panels.layers import LayersPanel
+from kintsugi.io import KintsugiIOError, open_path
+from kintsugi.samples import list_samples
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, interactive: bool = True) -> None:
+        super().__init__()
+        self.interactive = interactive
+        self.setWindowTitle(f"Kintsugi {__version__}")
+        self.resize(1400, 860)
+        self.scene = Scene()
+        self._build_views()
+        self._build_docks()
+        self._build_menus()
+        self.scene.layer_added.connect(self._on_layer_added)
+        self.scene.layer_removed.connect(self._on_layer_removed)
+        self.scene.layer_changed.connect(self._on_layer_changed)
+        self.statusBar().showMessage("Ready. Open a file (Ctrl+O) or a sample (File ▸ Samples).")
+
+    # -- construction -------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        from kintsugi.gui.viewers.scene3d import Scene3DView
+        from kintsugi.gui.viewers.slices import SliceView
+
+        self.slices = SliceView(self)  # first: its GL queries must run before VTK owns a context
+        self.view3d = Scene3DView(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.view3d)
+        self.splitter.addWidget(self.slices)
+        self.setCentralWidget(self.splitter)
+        self._refresh_panes()
+
+    def _build_docks(self) -> None:
+        self.layers_panel = LayersPanel(self.scene, self)
+        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.log = QPlainTextEdit(self)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_dock.setMaximumHeight(160)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open file…", self._open_file_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
+        samples = file_menu.addMenu("&Samples")
+        for info in list_samples():
+            self._action(samples, info.title, lambda _=False, n=info.name: self.open_sample(n))
+        file_menu.addSeparator()
+        self._action(file_menu, "Save &screenshot…", self._screenshot_dialog, "Ctrl+Shift+S")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = self.menuBar().addMenu("&View")
+        for name in ("3d", "slices", "both"):
+            self._action(view, f"Layout: {name}", lambda _=False, n=name: self.set_layout(n))
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut) if isinstance(shortcut, str) else shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # -- opening data -------------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> list[Layer]:
+        """Open a file or folder; a bad file is reported in the log and status bar, never raised."""
+        try:
+            layers = open_path(path)
+        except KintsugiIOError as e:
+            self.report_error(str(e))
+            return []
+        except Exception as e:  # a reader bug must not take the window down
+            self.report_error(f"{path}: unexpected error: {type(e).__name__}: {e}")
+            return []
+        for layer in layers:
+            self.scene.add(layer)
+        self.log_message(f"opened {path} ({len(layers)} layer(s))")
+        return layers
+
+    def open_sample(self, name: str, seed: int = 0) -> list[Layer]:
+        from kintsugi.gui.app import sample_paths
+
+        try:
+            paths = sample_paths(name, seed)
+        except Exception as e:
+            self.report_error(f"sample {name}: {type(e).__name__}: {e}")
+            return []
+        layers: list[Layer] = []
+        for p in paths:
+            layers.extend(self.open_path(p))
+        return layers
+
+    def report_error(self, message: str) -> None:
+        self.log_message(f"error: {message}")
+        self.statusBar().showMessage(message, 15000)
+        if self.interactive and self.isVisible():
+            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot open", message, QMessageBox.StandardButton.Ok, self)
+            box.setModal(False)
+            box.show()
+
+    def log_message(self, message: str) -> None:
+        self.log.appendPlainText(f"{dt.datetime.now():%H:%M:%S}  {message}")
+
+    def _open_file_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open files")
+        for f in files:
+            self.open_path(f)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder (DICOM series, fragments)")
+        if folder:
+            self.open_path(folder)
+
+    def _screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "kintsugi.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        self.view3d.plotter.render()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.grab().save(str(path))
+        self.log_message(f"screenshot saved to {path}")
+        return path
+
+    # -- scene -> views -------------------------------------------------------------------------
+    def _view_for(self, layer: Layer):
+        if self.view3d.supports(layer):
+            return self.view3d
+        if self.slices.supports(layer):
+            return self.slices
+        return None
+
+    def _on_layer_added(self, layer: Layer, index: int) -> None:
+        view = self._view_for(layer)
+        if view is not None:
+            view.add(layer)
+        self._refresh_panes()
+
+    def _on_layer_removed(self, layer: Layer, index: int) -> None:
+        view = self._view_for(layer)
+        if view is not None:
+            view.remove(layer)
+        self._refresh_panes()
+
+    def _on_layer_changed(self, layer: Layer, what: str) -> None:
+        view = self._view_for(layer)
+        if view is not None:
+            view.update(layer, what)
+
+    def _refresh_panes(self, layout: str | None = None) -> None:
+        layers = list(self.scene)
+        has3d = any(self.view3d.supports(layer) for layer in layers)
+        has2d = any(self.slices.supports(layer) for layer in layers)
+        layout = layout or getattr(self, "_layout", None)
+        show3d = layout in ("3d", "both") or (layout is None and (has3d or not has2d))
+        show2d = layout in ("slices", "both") or (layout is None and has2d)
+        self.view3d.setVisible(show3d)
+        self.slices.setVisible(show2d)
+
+    def set_layout(self, name: str | None) -> None:
+        if name not in (None, "3d", "slices", "both"):
+            raise ValueError(f"unknown layout {name!r}; choose 3d, slices or both")
+        self._layout = name
+        self._refresh_panes()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.view3d.close_viewer()
+        self.slices.close_viewer()
+        super().closeEvent(event)

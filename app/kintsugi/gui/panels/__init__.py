@@ -1,0 +1,1 @@
+"""Dock panels: layers (and, later, tasks, jobs, log)."""

@@ -1,0 +1,1 @@
+"""Views of the Scene: 3D (pyvistaqt) and slice/image panes (napari)."""

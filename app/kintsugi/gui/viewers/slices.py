@@ -1,0 +1,135 @@
+"""Volumes, label maps and 2D images in a napari canvas, placed in physical space.
+
+napari's world axes follow the array order (z, y, x); our geometry maps array indices to LPS (x, y, z).
+Reversing the rows of that affine gives napari a world in (z, y, x) millimetres, so an axial slice
+shows the patient's left on the right of the screen and posterior at the bottom (radiological view).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.components import ViewerModel
+from napari.qt import QtViewer
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from kintsugi.core import Image2D, LabelMap, Layer, Volume
+
+
+def napari_affine(layer: Volume | LabelMap) -> np.ndarray:
+    a = layer.geometry.array_affine()
+    perm = np.eye(4)
+    perm[:3, :3] = np.eye(3)[::-1]
+    return perm @ a
+
+
+def _label_colormap(layer: LabelMap) -> dict:
+    colors: dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for value, info in layer.labels.items():
+        colors[value] = (*(c / 255.0 for c in info.color), 1.0)
+    return colors
+
+
+def _contrast(data: np.ndarray, layer: Layer) -> tuple[float, float]:
+    window = layer.metadata.get("window")
+    if isinstance(window, dict):
+        c, w = float(window["center"]), float(window["width"])
+        return c - w / 2, c + w / 2
+    if isinstance(layer, Volume) and layer.unit == "HU":
+        return -160.0, 240.0  # soft-tissue window: what a radiologist expects first
+    sample = data.reshape(-1)[:: max(1, data.size // 1_000_000)]
+    lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0, 1)
+    return float(lo), float(max(hi, lo + 1e-6))
+
+
+def _prime_gl_queries() -> None:
+    """napari asks OpenGL for its extensions once (cached) on the first layer. Ask now, before VTK makes
+    its core-profile context current, where glGetString(GL_EXTENSIONS) is an error."""
+    from napari._vispy.utils.gl import get_gl_extensions, get_max_texture_sizes
+
+    try:
+        get_gl_extensions()
+        get_max_texture_sizes()
+    except Exception:  # noqa: BLE001 - without a GL context napari will retry (and report) itself
+        pass
+
+
+class SliceView(QWidget):
+    """One napari canvas; later issues add linked axial/sagittal/coronal panes on the same model."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ViewerModel(title="slices")
+        self.qt_viewer = QtViewer(self.model, show_welcome_screen=False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.qt_viewer)
+        self._napari_layers: dict[int, object] = {}
+        _prime_gl_queries()
+
+    def supports(self, layer: Layer) -> bool:
+        return isinstance(layer, Volume | LabelMap | Image2D)
+
+    def _make_current(self) -> None:
+        """vispy sets up GL state when a layer is added, on whatever context is current; with VTK's
+        core-profile context current that fails (glGetString(GL_EXTENSIONS)), so take ours first."""
+        canvas = getattr(self.qt_viewer.canvas, "_scene_canvas", None)
+        if canvas is not None and self.qt_viewer.canvas.native.isVisible():
+            canvas.set_current()
+
+    def add(self, layer: Layer) -> None:
+        self._make_current()
+        if isinstance(layer, LabelMap):
+            nl = self.model.add_labels(layer.data, name=layer.name, affine=napari_affine(layer),
+                                       colormap=_label_colormap(layer), opacity=0.5 * layer.opacity)
+        elif isinstance(layer, Volume):
+            nl = self.model.add_image(layer.data, name=layer.name, affine=napari_affine(layer),
+                                      contrast_limits=_contrast(layer.data, layer), colormap="gray",
+                                      opacity=layer.opacity)
+        elif isinstance(layer, Image2D):
+            sx, sy = layer.geometry.spacing
+            if layer.name.endswith("_mask") and layer.data.ndim == 2 and set(np.unique(layer.data)) <= {0, 255}:
+                nl = self.model.add_labels((layer.data > 0).astype(np.uint8), name=layer.name, scale=(sy, sx),
+                                           opacity=0.6)
+            elif layer.is_rgb:
+                nl = self.model.add_image(layer.data, name=layer.name, rgb=True, scale=(sy, sx))
+            else:
+                nl = self.model.add_image(layer.data, name=layer.name, scale=(sy, sx), colormap="gray",
+                                          contrast_limits=_contrast(layer.data, layer))
+        else:
+            return
+        nl.visible = layer.visible
+        self._napari_layers[id(layer)] = nl
+        if isinstance(layer, Volume | LabelMap):
+            self._center_on(layer)
+
+    def _center_on(self, layer: Volume | LabelMap) -> None:
+        dims = self.model.dims
+        if dims.ndim == 3:
+            centre_index = (np.array(layer.size_xyz) - 1) / 2.0
+            centre = layer.geometry.index_to_physical(centre_index)[::-1]
+            dims.current_step = tuple(
+                int(round((c - r[0]) / r[2])) if r[2] else 0
+                for c, r in zip(centre, dims.range, strict=False)
+            )
+        self.model.reset_view()
+
+    def remove(self, layer: Layer) -> None:
+        nl = self._napari_layers.pop(id(layer), None)
+        self._make_current()
+        if nl is not None and nl in self.model.layers:
+            self.model.layers.remove(nl)
+
+    def update(self, layer: Layer, what: str) -> None:  # type: ignore[override]
+        nl = self._napari_layers.get(id(layer))
+        if nl is None:
+            return
+        self._make_current()
+        if what == "visible":
+            nl.visible = layer.visible
+        elif what == "opacity":
+            nl.opacity = layer.opacity
+        elif what == "data":
+            nl.data = layer.data
+
+    def close_viewer(self) -> None:
+        self.qt_viewer.close()

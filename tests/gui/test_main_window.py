@@ -1,0 +1,93 @@
+"""The main window under Xvfb: opening data puts layers in the dock and the views; bad input is contained."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import trimesh
+
+from kintsugi.core import Geometry, LabelMap, Volume
+from kintsugi.io import write_mesh, write_volume
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot):
+    from kintsugi.gui.main_window import MainWindow
+
+    w = MainWindow(interactive=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def ct_and_labels(tmp_path):
+    data = np.full((20, 30, 40), -1000, np.int16)
+    data[5:15, 10:20, 10:30] = 300
+    labels = (data > 0).astype(np.uint8) * 20
+    g = Geometry((0.8, 0.9, 2.0), (10, 20, 30))
+    return (write_volume(Volume(data=data, geometry=g, modality="CT", unit="HU"), tmp_path / "ct.nii.gz"),
+            write_volume(LabelMap(data=labels, geometry=g), tmp_path / "seg.nii.gz"))
+
+
+def test_volume_and_labels_reach_dock_and_slice_view(window, ct_and_labels):
+    for p in ct_and_labels:
+        window.open_path(p)
+    assert window.layers_panel.list.count() == 2
+    napari_layers = window.slices.model.layers
+    assert [nl.name for nl in napari_layers] == ["ct", "seg"]
+    assert type(napari_layers[1]).__name__ == "Labels"
+    # Physical placement: the napari world extent equals the volume's extent in mm.
+    extent = napari_layers[0].extent.world
+    assert np.allclose(extent[0], (30, 20, 10), atol=1e-6)
+    assert window.slices.isVisible() and not window.view3d.isVisible()
+
+
+def test_unchecking_a_layer_hides_it(window, ct_and_labels, qtbot):
+    from qtpy.QtCore import Qt
+
+    window.open_path(ct_and_labels[0])
+    item = window.layers_panel.list.item(0)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    layer = window.scene[0]
+    assert layer.visible is False
+    assert window.slices.model.layers[0].visible is False
+
+
+def test_bad_file_is_reported_and_the_window_keeps_working(window, tmp_path, ct_and_labels):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    assert window.open_path(bad) == []
+    assert "broken.nii.gz" in window.log.toPlainText()
+    assert len(window.scene) == 0
+    assert window.open_path(ct_and_labels[0])  # still works afterwards
+
+
+def test_fragments_folder_appears_in_3d(window, tmp_path):
+    folder = tmp_path / "sherds"
+    for i in range(3):
+        m = trimesh.creation.icosphere(radius=5 + i)
+        m.apply_translation((20 * i, 0, 0))
+        from kintsugi.core import Mesh
+
+        write_mesh(Mesh(vertices=m.vertices, faces=m.faces), folder / f"piece_{i}.ply")
+    window.open_path(folder)
+    assert window.view3d.isVisible()
+    assert len(window.view3d._actors[id(window.scene[0])]) == 3
+
+
+def test_cli_screenshot_shows_the_data(tmp_path, ct_and_labels):
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, "-m", "kintsugi.cli.main", "gui", *map(str, ct_and_labels),
+                           "--screenshot", str(shot)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert img.shape[0] > 400 and img.shape[1] > 600
+    assert img.std() > 10  # not a blank window
