@@ -56,11 +56,12 @@ def ct_slice(path: Path, hu: np.ndarray, position, orientation, spacing, series_
 
 
 def ct_series(folder: Path, volume_hu: np.ndarray, spacing=(0.7, 0.8, 2.5), origin=(-50.0, -60.0, 100.0),
-              direction=np.eye(3), compress: bool = False, shuffle_seed: int | None = 0,
+              direction: np.ndarray | None = None, compress: bool = False, shuffle_seed: int | None = 0,
               series_uid: str | None = None) -> list[Path]:
     """One file per slice of ``volume_hu`` (z, y, x); file names shuffled so order must come from headers."""
     folder.mkdir(parents=True, exist_ok=True)
     uid = series_uid or generate_uid()
+    direction = np.eye(3) if direction is None else np.asarray(direction)
     row_dir, col_dir, normal = direction[:, 0], direction[:, 1], direction[:, 2]
     order = np.arange(volume_hu.shape[0])
     if shuffle_seed is not None:

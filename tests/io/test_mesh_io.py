@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import trimesh
-
 from kintsugi.core import Fragments, Mesh, PointCloud
 from kintsugi.io import open_path, write_mesh
 
