@@ -157,7 +157,8 @@ def looks_like_labels(data: np.ndarray, name: str = "", meta: dict | None = None
         return False
     if _LABEL_NAME_HINT.search(name):
         return True
-    return len(values) <= 64 and float(np.mean(sample == 0)) > 0.5
+    # A constant image says nothing; call it a volume unless its name says otherwise.
+    return 1 < len(values) <= 64 and float(np.mean(sample == 0)) > 0.5
 
 
 def _guess_modality(data: np.ndarray, meta: dict) -> tuple[str, str]:
