@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from kintsugi.core import Geometry, Volume
-from kintsugi.io import open_path, write_volume
 
 from bench.results_table import Row, machine, today
+from kintsugi.core import Geometry, Volume
+from kintsugi.io import open_path, write_volume
 
 SHAPE = (300, 512, 512)
 

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import trimesh
+
 from kintsugi.core import Geometry, LabelMap, Volume
 from kintsugi.io import write_mesh, write_volume
 

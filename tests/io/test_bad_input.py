@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dicom_factory import ct_series, with_transfer_syntax  # noqa: E402
+
 from kintsugi.core import Image2D, Mesh, Volume  # noqa: E402
 from kintsugi.io import (  # noqa: E402
     CorruptFileError,

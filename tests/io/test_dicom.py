@@ -7,6 +7,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dicom_factory import ct_series, radiograph, with_transfer_syntax  # noqa: E402
+
 from kintsugi.core import Image2D, Volume  # noqa: E402
 from kintsugi.io import UnsupportedTransferSyntaxError, open_path  # noqa: E402
 from kintsugi.io.dicom import scan_dicom_folder  # noqa: E402

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+from PIL import Image
+
 from kintsugi.core import Image2D
 from kintsugi.io import open_path, write_image
-from PIL import Image
 
 
 def test_16bit_png_keeps_full_range(tmp_path):

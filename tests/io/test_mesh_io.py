@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import trimesh
+
 from kintsugi.core import Fragments, Mesh, PointCloud
 from kintsugi.io import open_path, write_mesh
 

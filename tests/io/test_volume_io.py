@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from kintsugi.core import Geometry, LabelMap, Volume
 from kintsugi.io import open_path, read_volume, write_volume
 

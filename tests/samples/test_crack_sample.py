@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kintsugi.samples import crack
 from PIL import Image
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
+
+from kintsugi.samples import crack
 
 SIZE = (384, 512)
 

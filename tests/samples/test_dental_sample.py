@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
+
 from kintsugi.io import read_volume
 from kintsugi.samples import dental
-from scipy import ndimage as ndi
 
 SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "teeth.schema.json"
 

@@ -12,6 +12,7 @@ import manifold3d as m3d
 import numpy as np
 import pytest
 import trimesh
+
 from kintsugi.core import Mesh
 from kintsugi.core.layers import check_rigid
 from kintsugi.io import read_mesh

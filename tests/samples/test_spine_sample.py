@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from kintsugi.core import LabelMap, Volume
 from kintsugi.io import read_json, read_volume
 from kintsugi.samples import make_sample, spine
-from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "contracts" / "vertebrae.schema.json"

@@ -7,6 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+
 from kintsugi.core import Image2D, LabelMap, Volume
 from kintsugi.io import open_path
 from kintsugi.io.describe import describe_path

@@ -250,7 +250,8 @@ def _distractors(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.n
         dist = _polyline_distance(shape, _bezier(p0, p1, p2, (p0, p2)))
         cover = _band(dist, rng.uniform(4, 10), 3.0) * rng.uniform(0.5, 0.9)
         paint = np.array([(0.95, 0.2, 0.15), (0.95, 0.85, 0.2), (0.2, 0.4, 0.9)][int(rng.integers(3))])
-        albedo = albedo * (1 - cover[..., None]) + paint * 0.9 * cover[..., None] / 0.6
+        # These are multipliers on a concrete tone of about 0.55, so paint / 0.55 lands on its colour.
+        albedo = albedo * (1 - cover[..., None]) + (paint / 0.55) * cover[..., None]
     return albedo, light
 
 

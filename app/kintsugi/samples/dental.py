@@ -454,7 +454,7 @@ def _arch_coords(arch: _Arch, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarra
 
 
 def _profile(teeth: list[_Tooth], missing_s: list[float], values: dict[str, float],
-             arch: _Arch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+             arch: _Arch) -> dict[str, np.ndarray]:
     """Per-tooth quantities (crest height, bone width, tilt) as functions of arc length, so the bone
     follows the teeth; gaps of missing teeth get a lower, resorbed crest."""
     up = 1.0 if arch.jaw == "lower" else -1.0
@@ -469,7 +469,7 @@ def _profile(teeth: list[_Tooth], missing_s: list[float], values: dict[str, floa
         rows.append((s, crest, np.mean([r[2] for r in neighbours]), 0.0))
     rows.sort()
     arr = np.array(rows)
-    return {"s": arr[:, 0], "crest": arr[:, 1], "half_bl": arr[:, 2], "tilt": arr[:, 3]}  # type: ignore[return-value]
+    return {"s": arr[:, 0], "crest": arr[:, 1], "half_bl": arr[:, 2], "tilt": arr[:, 3]}
 
 
 def _signed_s(arch: _Arch, xy: np.ndarray) -> float:
@@ -621,7 +621,8 @@ def _streaks(rng: np.random.Generator, img: np.ndarray, tissues: np.ndarray, lab
             strength = np.sqrt(area / ref_area)
             dx, dy = xx - cx, yy - cy
             r = np.hypot(dx, dy)
-            decay = 1.0 / (1.0 + r * px / 6.0)
+            r_obj = np.sqrt(area / np.pi)
+            decay = (r / (r + r_obj)) / (1.0 + r * px / 6.0)  # rays start at the metal's edge
             for ang, amp, wid in zip(angles, amps, widths, strict=False):
                 d = dx * -np.sin(ang) + dy * np.cos(ang)
                 field_ += 1500 * amp * strength * decay * np.exp(-0.5 * (d / wid) ** 2)
@@ -630,7 +631,7 @@ def _streaks(rng: np.random.Generator, img: np.ndarray, tissues: np.ndarray, lab
                 _, x1, y1, a1 = objects[i]
                 _, x2, y2, a2 = objects[j]
                 field_ += _dark_band(xx, yy, (x1, y1), (x2, y2), np.sqrt(min(a1, a2) / ref_area))
-        img[z] += field_
+        img[z] += field_ * ~metal[z]
 
 
 def _dark_band(xx: np.ndarray, yy: np.ndarray, p1: tuple[float, float], p2: tuple[float, float],
