@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="append", default=[], metavar="NAME",
                    help="make and open a sample (repeatable; 'all' for every sample)")
     p.add_argument("--screenshot", metavar="FILE", help="save a screenshot of the window and exit")
-    p.add_argument("--layout", default=None, help="initial layout: 3d, slices, image")
+    p.add_argument("--layout", default=None, help="initial panes: 3d, slices, image, both (3d + slices) or all")
     p.set_defaults(func=_cmd_gui)
 
     p = sub.add_parser("info", help="print what a file or folder opens as")

@@ -58,7 +58,10 @@ def run_gui(paths: list[str] | None = None, samples: list[str] | None = None, sc
     for p in paths or []:
         window.open_path(p)
     if layout:
-        window.set_layout({"image": "slices"}.get(layout, layout))
+        try:
+            window.set_layout(layout)
+        except ValueError as e:
+            window.report_error(str(e))
     window.show()
     if screenshot:
         def shoot() -> None:

@@ -49,10 +49,12 @@ class MainWindow(QMainWindow):
         from kintsugi.gui.viewers.slices import SliceView
 
         self.slices = SliceView(self)  # first: its GL queries must run before VTK owns a context
+        self.images = SliceView(self, images=True)
         self.view3d = Scene3DView(self)
+        self.views = (self.view3d, self.slices, self.images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.addWidget(self.view3d)
-        self.splitter.addWidget(self.slices)
+        for view in self.views:
+            self.splitter.addWidget(view)
         self.setCentralWidget(self.splitter)
         self._refresh_panes()
 
@@ -84,7 +86,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view = self.menuBar().addMenu("&View")
-        for name in ("3d", "slices", "both"):
+        self._action(view, "Layout: automatic", lambda _=False: self.set_layout(None))
+        for name in self._LAYOUTS:
             self._action(view, f"Layout: {name}", lambda _=False, n=name: self.set_layout(n))
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
@@ -160,11 +163,7 @@ class MainWindow(QMainWindow):
 
     # -- scene -> views -------------------------------------------------------------------------
     def _view_for(self, layer: Layer):
-        if self.view3d.supports(layer):
-            return self.view3d
-        if self.slices.supports(layer):
-            return self.slices
-        return None
+        return next((view for view in self.views if view.supports(layer)), None)
 
     def _on_layer_added(self, layer: Layer, index: int) -> None:
         view = self._view_for(layer)
@@ -183,23 +182,28 @@ class MainWindow(QMainWindow):
         if view is not None:
             view.update(layer, what)
 
-    def _refresh_panes(self, layout: str | None = None) -> None:
-        layers = list(self.scene)
-        has3d = any(self.view3d.supports(layer) for layer in layers)
-        has2d = any(self.slices.supports(layer) for layer in layers)
-        layout = layout or getattr(self, "_layout", None)
-        show3d = layout in ("3d", "both") or (layout is None and (has3d or not has2d))
-        show2d = layout in ("slices", "both") or (layout is None and has2d)
-        self.view3d.setVisible(show3d)
-        self.slices.setVisible(show2d)
+    _LAYOUTS = {"3d": ("3d",), "slices": ("slices",), "image": ("image",), "both": ("3d", "slices"),
+                "all": ("3d", "slices", "image")}
+
+    def _refresh_panes(self) -> None:
+        """Show the panes the layout names, or (no layout chosen) every pane that has something to show."""
+        layout = getattr(self, "_layout", None)
+        names = {"3d": self.view3d, "slices": self.slices, "image": self.images}
+        if layout is None:
+            layers = list(self.scene)
+            shown = [view for view in self.views if any(view.supports(layer) for layer in layers)] or [self.view3d]
+        else:
+            shown = [names[n] for n in self._LAYOUTS[layout]]
+        for view in self.views:
+            view.setVisible(view in shown)
 
     def set_layout(self, name: str | None) -> None:
-        if name not in (None, "3d", "slices", "both"):
-            raise ValueError(f"unknown layout {name!r}; choose 3d, slices or both")
+        if name is not None and name not in self._LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(self._LAYOUTS)}")
         self._layout = name
         self._refresh_panes()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        self.view3d.close_viewer()
-        self.slices.close_viewer()
+        for view in self.views:
+            view.close_viewer()
         super().closeEvent(event)

@@ -34,9 +34,15 @@ def _contrast(data: np.ndarray, layer: Layer) -> tuple[float, float]:
     if isinstance(window, dict):
         c, w = float(window["center"]), float(window["width"])
         return c - w / 2, c + w / 2
-    if isinstance(layer, Volume) and layer.unit == "HU":
-        return -160.0, 240.0  # soft-tissue window: what a radiologist expects first
     sample = data.reshape(-1)[:: max(1, data.size // 1_000_000)]
+    if isinstance(layer, Volume) and layer.unit == "HU":
+        tissue = sample[sample > -500]
+        # Soft-tissue window (W 400 / L 40) is what a radiologist expects first -- unless much of the
+        # object is denser than any body CT shows (teeth, metal, a bone specimen): then fit the window.
+        if tissue.size == 0 or (np.mean(tissue > 1500) < 0.03 and np.mean((tissue >= -160) & (tissue <= 240)) >= 0.4):
+            return -160.0, 240.0
+        lo, hi = np.percentile(tissue, [1, 99.5])
+        return float(lo), float(max(hi, lo + 1.0))
     lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0, 1)
     return float(lo), float(max(hi, lo + 1e-6))
 
@@ -56,9 +62,12 @@ def _prime_gl_queries() -> None:
 class SliceView(QWidget):
     """One napari canvas; later issues add linked axial/sagittal/coronal panes on the same model."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, images: bool = False) -> None:
         super().__init__(parent)
-        self.model = ViewerModel(title="slices")
+        # Volumes and 2D photos live in different worlds (mm in a patient vs pixels of a photo), so
+        # each gets its own canvas: ``images=True`` shows Image2D layers, otherwise volumes and labels.
+        self.images = images
+        self.model = ViewerModel(title="images" if images else "slices")
         self.qt_viewer = QtViewer(self.model, show_welcome_screen=False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -67,7 +76,7 @@ class SliceView(QWidget):
         _prime_gl_queries()
 
     def supports(self, layer: Layer) -> bool:
-        return isinstance(layer, Volume | LabelMap | Image2D)
+        return isinstance(layer, Image2D) if self.images else isinstance(layer, Volume | LabelMap)
 
     def _make_current(self) -> None:
         """vispy sets up GL state when a layer is added, on whatever context is current; with VTK's
