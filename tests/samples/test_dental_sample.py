@@ -4,7 +4,6 @@ touching neighbours, teeth brighter than bone, metal bright enough to streak, de
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +27,11 @@ def test_module_contract() -> None:
     assert dental.DESCRIPTION
 
 
-def test_default_volume_is_small_and_fast() -> None:
-    start = time.perf_counter()
+def test_default_volume_is_small() -> None:
+    # Generation time is measured in bench/ (samples benchmark), not asserted here.
     ph = dental.generate(seed=3)
-    elapsed = time.perf_counter() - start
     nz, ny, nx = ph.cbct.shape
     assert nx < 160 and ny < 160 and nz < 120
-    assert elapsed < 20  # about 1-3 s on two cores; generous for slow CI machines
     assert ph.cbct.data.dtype == np.int16 and ph.cbct.modality == "CBCT"
     assert ph.labels.geometry == ph.cbct.geometry and ph.labels.shape == ph.cbct.shape
 
