@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
     p.set_defaults(func=_cmd_sample)
 
+    from kintsugi.cli.plugins_cmd import add_parser as add_plugins_parser
+
+    add_plugins_parser(sub)
+
+    p = sub.add_parser("run", help="run a plugin task: kintsugi run TASK --<input> PATH ... --output DIR",
+                       add_help=False)
+    p.add_argument("run_args", nargs=argparse.REMAINDER, help="the task id and its options ('--help' lists them)")
+    p.set_defaults(func=lambda a: __import__("kintsugi.cli.run_cmd", fromlist=["x"]).run_command(a.run_args))
+
     p = sub.add_parser("bench", help="run the benchmarks and update bench/results.md")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the bench runner")
     p.set_defaults(func=_cmd_bench)
@@ -134,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {"gui", "info", "sample", "bench"}
+    known = {"gui", "info", "sample", "bench", "plugins", "run"}
     if not any(a in known for a in argv) and not any(a in ("-h", "--help", "--version") for a in argv):
         argv = [a for a in argv if a == "--debug"] + ["gui"] + [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
@@ -148,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         from kintsugi.io.errors import KintsugiIOError
+        from kintsugi.plugins.weights import WeightsError
 
         if args.debug:
             raise
-        if isinstance(e, KintsugiIOError):
+        if isinstance(e, KintsugiIOError | WeightsError):
             print(f"kintsugi: error: {e}", file=sys.stderr)
         else:
             print(f"kintsugi: internal error: {type(e).__name__}: {e} (run with --debug for details)",

@@ -77,6 +77,13 @@ class Layer:
     def validate(self) -> None:
         """Raise ValueError when the data cannot be what this layer type claims."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Connections to views belong to this process; a copy sent to a worker starts unconnected.
+        return {k: v for k, v in self.__dict__.items() if k != "changed"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def set(self, **changes: Any) -> None:
         """Change attributes and announce each one; the only mutation path views need to watch."""
         for key, value in changes.items():
