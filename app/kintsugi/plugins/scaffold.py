@@ -122,7 +122,9 @@ def new_plugin(name: str, directory: str | Path) -> Path:
         raise FileExistsError(f"{folder} exists and is not empty")
     fields = {"slug": slug, "slug_id": slug_id, "package": package, "title": name.strip()}
     files = {
-        "pyproject.toml": PYPROJECT, "README.md": README, f"{package}/__init__.py": '"""{title}: a Kintsugi plugin."""\n',
+        "pyproject.toml": PYPROJECT,
+        "README.md": README,
+        f"{package}/__init__.py": '"""{title}: a Kintsugi plugin."""\n',
         f"{package}/kintsugi.toml": MANIFEST, f"{package}/tasks.py": TASKS, "tests/test_tasks.py": TEST,
     }
     for rel, template in files.items():
