@@ -13,12 +13,9 @@ import sys
 from pathlib import Path
 
 from kintsugi import __version__
+from kintsugi.cli.errors import CliError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 1."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def plugins_command(args: argparse.Namespace) -> int:
-    from kintsugi.cli.main import CliError
+    from kintsugi.cli.errors import CliError
     from kintsugi.plugins import get_registry
 
     cmd = args.plugins_cmd or "list"

@@ -72,7 +72,7 @@ class TerminalProgress:
 
 
 def run_command(argv: list[str]) -> int:
-    from kintsugi.cli.main import CliError
+    from kintsugi.cli.errors import CliError
     from kintsugi.plugins import Progress, TaskInputError, get_registry
     from kintsugi.plugins.execute import run_task
     from kintsugi.plugins.result import write_result
