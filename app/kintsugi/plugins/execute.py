@@ -123,3 +123,29 @@ def run_task(task: TaskInfo | str, *, device: str | None = None, weights: dict[s
     if output is not None:
         write_result(result, output)
     return result
+
+
+class PreparedTask:
+    """A validated call, ready to send to a worker; ``finish`` turns the worker's return into a result.
+
+    The parent validates inputs and parameters and checks weights before anything is queued, so a
+    mistake is reported at once, in the GUI form or on the command line, not minutes later by a worker.
+    """
+
+    def __init__(self, task: TaskInfo, values: dict[str, Any], device: str | None = None,
+                 weights: dict[str, str | Path] | None = None) -> None:
+        self.task = task
+        self.kwargs, self.params = prepare_kwargs(task, values)
+        self.weights = task.task_weights(weights)
+        if self.weights.files:
+            self.weights.checksums()
+        self.device = device or task.device
+
+    def job_spec(self):  # noqa: ANN201 - kintsugi.runtime.JobSpec (imported lazily)
+        from kintsugi.runtime.jobs import JobSpec
+
+        return JobSpec(function=self.task.function, kwargs=self.kwargs, device=self.device,
+                       weights=self.weights.to_spec(), task_id=self.task.id, title=self.task.title)
+
+    def finish(self, raw: Any, device: str, duration_s: float) -> TaskResult:
+        return attach_provenance(self.task, raw, self.params, device, duration_s, self.weights, self.kwargs)
