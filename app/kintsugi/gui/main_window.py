@@ -59,13 +59,81 @@ class MainWindow(QMainWindow):
         self._refresh_panes()
 
     def _build_docks(self) -> None:
+        from kintsugi.gui.panels.jobs import JobsPanel
+        from kintsugi.gui.panels.tasks import TasksPanel
+        from kintsugi.plugins import get_registry
+
         self.layers_panel = LayersPanel(self.scene, self)
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.registry = get_registry()
+        self.tasks_panel = TasksPanel(self.registry, self.scene, self.submit_task, self.cancel_job, self)
+        self.tasks_dock = self._dock("Tasks", self.tasks_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
         self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.log_dock.setMaximumHeight(160)
+        self.jobs_panel = JobsPanel(self.cancel_job, self)
+        self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.log_dock, self.jobs_dock)
+        self.log_dock.raise_()
+        for dock in (self.log_dock, self.jobs_dock):
+            dock.setMaximumHeight(200)
+        self._manager = None
+        self._bridge = None
+        self._prepared: dict = {}
+
+    # -- background jobs ------------------------------------------------------------------------
+    @property
+    def job_manager(self):
+        """Started on first use: a window that runs no task starts no worker process."""
+        if self._manager is None:
+            from kintsugi.gui.jobs_bridge import JobsBridge
+            from kintsugi.runtime import JobManager
+
+            self._manager = JobManager()
+            self._bridge = JobsBridge(self._manager, self)
+            self._bridge.job_changed.connect(self._on_job_changed)
+        return self._manager
+
+    def submit_task(self, task, values: dict, device: str = "auto"):
+        """Validate here (errors raise at once), then queue in a worker; results arrive as layers."""
+        from kintsugi.plugins.execute import PreparedTask
+
+        prepared = PreparedTask(task, values, device)
+        job = self.job_manager.submit(prepared.job_spec())
+        self._prepared[job.id] = prepared
+        self.log_message(f"job {job.id}: {task.id} queued on {prepared.device}")
+        self.jobs_dock.raise_()
+        return job
+
+    def cancel_job(self, job) -> None:
+        if self._manager is not None and not job.done:
+            self._manager.cancel(job)
+            self.log_message(f"job {job.id}: cancel requested")
+
+    def _on_job_changed(self, job) -> None:
+        self.tasks_panel.on_job_changed(job)
+        self.jobs_panel.on_job_changed(job)
+        if not job.done or job.id not in self._prepared:
+            return
+        prepared = self._prepared.pop(job.id)
+        state = str(job.state)
+        if state == "done":
+            try:
+                result = prepared.finish(job.result, job.device or "cpu", job.duration_s or 0.0)
+            except Exception as e:  # a task returning something odd is the task's failure, not ours
+                self.report_error(f"{prepared.task.id}: {type(e).__name__}: {e}")
+                return
+            for layer in result.layers:
+                self.scene.add(layer)
+            extra = ", ".join(f"{k}={v}" for k, v in result.summary.items())
+            self.log_message(f"job {job.id}: {prepared.task.id} done in {job.duration_s:.2f} s on {job.device}; "
+                             f"{len(result.layers)} layer(s){'; ' + extra if extra else ''}")
+        elif state == "failed":
+            self.log_message(f"job {job.id}: {prepared.task.id} failed: {job.error}")
+            self.statusBar().showMessage(f"{prepared.task.title} failed: {job.error}", 15000)
+        else:
+            self.log_message(f"job {job.id}: {prepared.task.id} cancelled")
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -204,6 +272,10 @@ class MainWindow(QMainWindow):
         self._refresh_panes()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        if self._bridge is not None:
+            self._bridge.detach()
+        if self._manager is not None:
+            self._manager.shutdown(wait=False)
         for view in self.views:
             view.close_viewer()
         super().closeEvent(event)
