@@ -1,27 +1,54 @@
-"""Turn the job manager's events (emitted on its background threads) into Qt signals.
+"""Turn the job manager's events (emitted on its background thread) into Qt signals, coalesced.
 
-The signal is emitted from whatever thread the manager uses; because the bridge lives in the GUI
-thread, Qt queues delivery there. The UI thread therefore only ever reacts, it never waits on a job.
+Events are collected per job and delivered in the GUI thread at most every ``interval_ms`` (a job
+that finishes is delivered at once). Every repaint of a window holding OpenGL views costs several
+milliseconds of compositing, so coalescing is what keeps the UI fluid while several jobs stream
+progress; the UI thread only ever reacts, it never waits on a job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 
 class JobsBridge(QObject):
     job_changed = Signal(object)
+    _wake = Signal(bool)  # emitted from the manager's thread; Qt queues it to the GUI thread
 
-    def __init__(self, manager, parent: QObject | None = None) -> None:
+    def __init__(self, manager, parent: QObject | None = None, interval_ms: int = 100) -> None:
         super().__init__(parent)
         self.manager = manager
+        self.interval_ms = interval_ms
+        self._pending: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._wake.connect(self._on_wake)
         manager.job_added.connect(self._relay)
         manager.job_changed.connect(self._relay)
 
     def _relay(self, job) -> None:
-        self.job_changed.emit(job)
+        with self._lock:
+            first = not self._pending
+            self._pending[job.id] = job
+        if first or job.done:
+            self._wake.emit(bool(job.done))
+
+    def _on_wake(self, urgent: bool) -> None:
+        if urgent:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            QTimer.singleShot(self.interval_ms, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        with self._lock:
+            jobs, self._pending = list(self._pending.values()), {}
+        for job in jobs:
+            self.job_changed.emit(job)
 
     def detach(self) -> None:
         for signal in (self.manager.job_added, self.manager.job_changed):

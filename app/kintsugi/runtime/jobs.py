@@ -101,8 +101,11 @@ class Job:
         with self._lock:
             return {"id": self.id, **{k: getattr(self, k) for k in _FIELDS}}
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, **changes: Any) -> bool:
+        """Apply changes; False (and nothing changed) once the job has ended: a final state is final."""
         with self._lock:
+            if self.state.final:
+                return False
             for key, value in changes.items():
                 setattr(self, key, value)
             state = changes.get("state")
@@ -114,6 +117,7 @@ class Job:
                 if state is JobState.DONE:
                     self.fraction = 1.0
                 self._final.set()
+            return True
 
     def __repr__(self) -> str:
         extra = f", error={self.error!r}" if self.error else ""

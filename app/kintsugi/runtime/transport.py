@@ -14,7 +14,7 @@ warns about segments the *other* process still owns. ``write()`` is also the saf
 a full ``/dev/shm`` (64 MB in a default Docker container) gives ``ENOSPC``, where filling an ``mmap``
 would kill the process with SIGBUS; :func:`dumps` then falls back to the temp folder (disk, page cache).
 
-Every name starts with ``kintsugi-<parent pid>-<job id>-``, so the parent can release whatever a job
+Every name starts with ``kintsugi-rt-<parent pid>-<job id>-``, so the parent can release whatever a job
 left (a worker killed half-way through writing its result) with one :func:`release` of that prefix,
 and :func:`sweep_stale` can remove what a killed parent left behind.
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-PREFIX = "kintsugi-"
+PREFIX = "kintsugi-rt-"
 THRESHOLD = 1 << 20
 """Arrays of at least this many bytes travel by shared memory; smaller ones are cheaper to pickle."""
 
@@ -105,11 +105,21 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, copy: bool) -> None:
+        super().__init__(file)
+        self.copy = copy
+
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and pid and pid[0] == _TAG):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
         _, path, dtype, shape, order = pid
-        return _map_array(path, dtype, shape, order)
+        try:
+            return (_read_array if self.copy else _map_array)(path, dtype, shape, order)
+        finally:
+            # The array has the memory (mapped or copied); dropping the name now means no later
+            # failure can leak it.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _map_array(path: str, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
@@ -119,10 +129,20 @@ def _map_array(path: str, dtype: np.dtype, shape: tuple[int, ...], order: str) -
         mm = mmap.mmap(fd, count * dtype.itemsize)
     finally:
         os.close(fd)
-        # The mapping keeps the memory; dropping the name now means no later failure can leak it.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
     return np.frombuffer(mm, dtype=dtype, count=count).reshape(shape, order=order)
+
+
+def _read_array(path: str, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    arr = np.empty(shape, dtype=dtype, order=order)
+    view = memoryview(arr.T if order == "F" else arr).cast("B")
+    with open(path, "rb", buffering=0) as fh:
+        done = 0
+        while done < len(view):
+            n = fh.readinto(view[done:])
+            if not n:
+                raise EOFError(f"shared-memory segment {path} is shorter than its array")
+            done += n
+    return arr
 
 
 def dumps(obj: Any, prefix: str, threshold: int = THRESHOLD) -> tuple[bytes, list[Path]]:
@@ -142,9 +162,15 @@ def dumps(obj: Any, prefix: str, threshold: int = THRESHOLD) -> tuple[bytes, lis
     return buf.getvalue(), pickler.paths
 
 
-def loads(data: bytes) -> Any:
-    """Unpickle what :func:`dumps` wrote; its big arrays come back memory-mapped and their names unlinked."""
-    return _Unpickler(io.BytesIO(data)).load()
+def loads(data: bytes, copy: bool = False) -> Any:
+    """Unpickle what :func:`dumps` wrote, unlinking each segment's name as it is read.
+
+    By default big arrays are mapped, not copied: no second copy of a 2 GB volume at any moment, and
+    no extra pass over it. The memory then stays in ``/dev/shm`` as long as the array lives; when
+    ``/dev/shm`` fills up, :func:`dumps` moves on to the temp folder. ``copy=True`` reads them into
+    ordinary process memory instead (always on Windows, which cannot delete a mapped file).
+    """
+    return _Unpickler(io.BytesIO(data), copy or os.name == "nt").load()
 
 
 def check_picklable(obj: Any, threshold: int = THRESHOLD) -> None:
@@ -179,7 +205,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_stale() -> int:
-    """Remove this user's ``kintsugi-<pid>-…`` files whose owning process no longer exists.
+    """Remove this user's ``kintsugi-rt-<pid>-…`` files whose owning process no longer exists.
 
     A parent killed outright (SIGKILL, power loss of a session) cannot clean up; the next run does.
     """

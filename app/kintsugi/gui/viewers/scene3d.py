@@ -24,7 +24,9 @@ def to_polydata(geom: Mesh | PointCloud, pose: np.ndarray | None = None) -> pv.P
 class Scene3DView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plotter = QtInteractor(self)
+        # No auto-update timer: pyvistaqt's default re-renders 5 times a second forever, which with
+        # software OpenGL (remote desktops, Xvfb) starves the UI; we render after each change instead.
+        self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.set_background("#1e1f24", top="#3a3d46")
         self.plotter.add_axes()
         layout = QVBoxLayout(self)
