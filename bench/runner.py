@@ -6,10 +6,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import io_load, runtime_overhead, samples_make
+from bench import gui_heartbeat, io_load, runtime_overhead, samples_make
 from bench.results_table import RESULTS, update
 
-BENCHMARKS = {"io": io_load.run, "samples": samples_make.run, "runtime": runtime_overhead.run}
+BENCHMARKS = {"io": io_load.run, "samples": samples_make.run, "runtime": runtime_overhead.run,
+              "heartbeat": gui_heartbeat.run}
 
 
 def main(argv: list[str] | None = None) -> int:

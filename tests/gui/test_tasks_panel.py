@@ -117,3 +117,12 @@ def test_cancel_from_the_panel(window, qtbot):
     _wait_done(qtbot, job, timeout=10_000)
     assert str(job.state) == "cancelled" and time.perf_counter() - t0 < 3
     assert panel.status.text() == "cancelled"
+
+
+def test_a_plugin_can_bring_its_own_widget(window, qtbot):
+    panel = window.tasks_panel
+    panel.select_task("test.custom")
+    assert type(panel.form).__name__ == "QuickBurn"
+    panel.form.button.click()
+    _wait_done(qtbot, panel.job)
+    assert str(panel.job.state) == "done" and panel.job.result["iterations"] > 0
