@@ -303,7 +303,8 @@ class JobManager:
                         slot.worker.close()
                         slot.worker = None
                     if not job.done:
-                        self._finish(job, JobState.FAILED, error=f"runtime error: {type(e).__name__}: {e}")
+                        detail = " ".join(str(e).split())[:300]  # one line, whatever the exception printed
+                        self._finish(job, JobState.FAILED, error=f"runtime error: {type(e).__name__}: {detail}")
                 finally:
                     with self._cond:
                         slot.job, slot.seq, slot.deadline = None, 0, None
