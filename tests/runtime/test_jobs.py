@@ -306,3 +306,19 @@ def test_auto_resolves_in_the_worker_and_the_parent_never_imports_torch():
 def test_workers_yield_the_cpu_to_the_window(manager):
     pid = manager.run(spec("pid"), timeout=30).result
     assert psutil.Process(pid).nice() == min(19, os.nice(0) + 5)
+
+
+def test_auto_and_cpu_share_one_queue_on_a_machine_without_gpu(manager, tmp_path):
+    """'One job per device at a time' holds between an 'auto' job and a 'cpu' job when auto means cpu."""
+    from kintsugi.runtime.device import queue_key
+
+    assert queue_key("cpu") == "cpu" and queue_key("cuda:0") == "cuda" and queue_key("cuda:1") == "cuda:1"
+    if queue_key("auto") != "cpu":
+        pytest.skip("this machine has an accelerator")
+    flag = tmp_path / "first"
+    first = manager.submit(spec("sleep_reporting", device="auto", seconds=0.5, flag=str(flag)))
+    second = manager.submit(spec("add", device="cpu", a=1, b=2))
+    wait_for(flag.exists)
+    assert first.state is JobState.RUNNING and second.state is JobState.QUEUED
+    manager.wait(second, timeout=30)
+    assert first.done and second.result == 3 and first.device == "cpu"

@@ -83,6 +83,7 @@ class Job:
         self.duration_s: float | None = None
         self.worker_pid: int | None = None
         self.cancel_requested = False
+        self.queue_key: str = spec.device  # set by the manager: which device queue the job waits in
         self._lock = threading.Lock()
         self._t0 = 0.0
         self._final = threading.Event()  # state is final

@@ -9,9 +9,9 @@ Threads, and why each exists:
   (a Qt bridge, the CLI's progress bar) never run inside the manager's locks and a slow listener
   cannot stall a worker's progress stream.
 
-Jobs are queued by the *requested* device string ("auto", "cpu", "cuda:1"); "auto" is resolved inside
-the worker, so the parent never imports torch just to choose a device. On a machine without a GPU,
-"auto" and "cpu" therefore get separate workers (each one job at a time).
+Jobs are queued by device (``device.queue_key``: "auto" joins the queue of the device it will most
+likely use, judged without torch); "auto" is resolved exactly inside the worker, so the parent never
+imports torch just to choose a device.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 from psygnal import Signal
 
 from kintsugi.runtime import transport
+from kintsugi.runtime.device import queue_key
 from kintsugi.runtime.jobs import Job, JobSpec, JobState
 from kintsugi.runtime.process import WorkerDied, WorkerProcess
 
@@ -128,8 +129,9 @@ class JobManager:
             if self._closing:
                 raise RuntimeError("this JobManager has been shut down")
             self._jobs[job.id] = job
-            self._queues.setdefault(spec.device, collections.deque()).append(job)
-            self._ensure_slots(spec.device)
+            key = job.queue_key = queue_key(spec.device)
+            self._queues.setdefault(key, collections.deque()).append(job)
+            self._ensure_slots(key)
             self._cond.notify_all()
         self._events.post(self.job_added.emit, job)
         return job
@@ -141,13 +143,13 @@ class JobManager:
             if job.done or job.cancel_requested:
                 return
             job.cancel_requested = True
-            q = self._queues.get(job.spec.device)
+            q = self._queues.get(job.queue_key)
             if job.state is JobState.QUEUED and q is not None and job in q:
                 q.remove(job)
                 queued = True
             else:
                 queued = False
-                for slot in self._slots.get(job.spec.device, ()):
+                for slot in self._slots.get(job.queue_key, ()):
                     if slot.job is job:
                         slot.deadline = time.monotonic() + self.grace_s
                         w = slot.worker
@@ -179,7 +181,7 @@ class JobManager:
 
     def warm_up(self, device: str = "auto") -> None:
         """Start a worker for ``device`` now (in the background), so the first job skips the start-up."""
-        device = (device or "auto").strip().lower()
+        device = queue_key(device)
         with self._cond:
             if self._closing:
                 raise RuntimeError("this JobManager has been shut down")
