@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests never touch the user's settings, caches or autosaves.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="kintsugi-tests-"))
+for _var, _sub in (("KINTSUGI_CONFIG_DIR", "config"), ("KINTSUGI_CACHE", "cache"), ("KINTSUGI_STATE_DIR", "state")):
+    os.environ.setdefault(_var, str(_SANDBOX / _sub))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

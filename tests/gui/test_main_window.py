@@ -91,3 +91,27 @@ def test_cli_screenshot_shows_the_data(tmp_path, ct_and_labels):
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape[0] > 400 and img.shape[1] > 600
     assert img.std() > 10  # not a blank window
+
+
+def test_layers_dock_rename_delete_and_undo(window, ct_and_labels, qtbot):
+    window.open_path(ct_and_labels[0])
+    window.open_path(ct_and_labels[1])
+    panel = window.layers_panel
+    ct = window.scene["ct"]
+    panel.list.item(0).setText("patient CT")  # what an in-place edit does
+    assert ct.name == "patient CT" and window.slices.model.layers[0].name == "patient CT"
+    panel.list.setCurrentRow(0)
+    panel.opacity.setValue(40)  # a click on the slider: one undoable step
+    assert ct.opacity == 0.4 and window.slices.model.layers[0].opacity == 0.4
+    panel.delete_selected()
+    assert [layer.name for layer in window.scene] == ["seg"]
+    assert [nl.name for nl in window.slices.model.layers] == ["seg"]
+    window.undo_action.trigger()
+    assert window.scene[0] is ct and [nl.name for nl in window.slices.model.layers] == ["patient CT", "seg"]
+    window.undo_action.trigger()
+    window.undo_action.trigger()
+    assert ct.opacity == 1.0 and ct.name == "ct"
+    window.redo_action.trigger()
+    assert ct.name == "patient CT"
+    assert "opened" in window.log.toPlainText()
+    assert str(ct_and_labels[1].resolve()) in window.recent_paths()

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 
 from kintsugi import __version__
 from kintsugi.core import Layer, Scene
+from kintsugi.core.history import UndoStack
 from kintsugi.gui.panels.layers import LayersPanel
 from kintsugi.io import KintsugiIOError, open_path
 from kintsugi.samples import list_samples
@@ -35,6 +36,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Kintsugi {__version__}")
         self.resize(1400, 860)
         self.scene = Scene()
+        self.history = UndoStack()
+        self.setAcceptDrops(True)
         self._build_views()
         self._build_docks()
         self._build_menus()
@@ -63,7 +66,7 @@ class MainWindow(QMainWindow):
         from kintsugi.gui.panels.tasks import TasksPanel
         from kintsugi.plugins import get_registry
 
-        self.layers_panel = LayersPanel(self.scene, self)
+        self.layers_panel = LayersPanel(self.scene, self.history, self)
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.registry = get_registry()
         self.tasks_panel = TasksPanel(self.registry, self.scene, self.submit_task, self.cancel_job, self)
@@ -149,10 +152,20 @@ class MainWindow(QMainWindow):
         samples = file_menu.addMenu("&Samples")
         for info in list_samples():
             self._action(samples, info.title, lambda _=False, n=info.name: self.open_sample(n))
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._fill_recent()
         file_menu.addSeparator()
         self._action(file_menu, "Save &screenshot…", self._screenshot_dialog, "Ctrl+Shift+S")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        keys = QKeySequence.StandardKey
+        self.undo_action = self._action(edit, "&Undo", lambda: self._undo_redo(undo=True), keys.Undo)
+        self.redo_action = self._action(edit, "&Redo", lambda: self._undo_redo(undo=False), keys.Redo)
+        edit.addSeparator()
+        self._action(edit, "&Delete selected layers", self.layers_panel.delete_selected)
+        self.history.changed.connect(self._update_undo_actions)
+        self._update_undo_actions()
         view = self.menuBar().addMenu("&View")
         self._action(view, "Layout: automatic", lambda _=False: self.set_layout(None))
         for name in self._LAYOUTS:
@@ -165,6 +178,56 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    # -- undo, recent files, drag and drop ------------------------------------------------------
+    def _undo_redo(self, undo: bool) -> None:
+        text = self.history.undo() if undo else self.history.redo()
+        if text:
+            self.statusBar().showMessage(f"{'undid' if undo else 'redid'}: {text}", 4000)
+
+    def _update_undo_actions(self) -> None:
+        self.undo_action.setEnabled(self.history.can_undo())
+        self.redo_action.setEnabled(self.history.can_redo())
+        self.undo_action.setText(f"&Undo {self.history.undo_text()}".strip())
+        self.redo_action.setText(f"&Redo {self.history.redo_text()}".strip())
+
+    def _settings(self):
+        """User settings (recent files); ``KINTSUGI_CONFIG_DIR`` redirects them (tests, portable installs)."""
+        import os
+
+        from qtpy.QtCore import QSettings
+
+        folder = os.environ.get("KINTSUGI_CONFIG_DIR")
+        if folder:
+            return QSettings(str(Path(folder) / "kintsugi.ini"), QSettings.Format.IniFormat)
+        return QSettings("Kintsugi", "Kintsugi")
+
+    def recent_paths(self) -> list[str]:
+        value = self._settings().value("recent", []) or []
+        return [value] if isinstance(value, str) else [str(v) for v in value]
+
+    def _remember(self, path: str | Path) -> None:
+        path = str(Path(path).resolve())
+        recent = [path] + [p for p in self.recent_paths() if p != path]
+        self._settings().setValue("recent", recent[:10])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent_paths()
+        for p in paths:
+            self._action(self.recent_menu, p, lambda _=False, q=p: self.open_path(q))
+        self.recent_menu.setEnabled(bool(paths))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        event.acceptProposedAction()
 
     # -- opening data -------------------------------------------------------------------------
     def open_path(self, path: str | Path) -> list[Layer]:
@@ -179,6 +242,7 @@ class MainWindow(QMainWindow):
             return []
         for layer in layers:
             self.scene.add(layer)
+        self._remember(path)
         self.log_message(f"opened {path} ({len(layers)} layer(s))")
         return layers
 
@@ -237,6 +301,8 @@ class MainWindow(QMainWindow):
         view = self._view_for(layer)
         if view is not None:
             view.add(layer)
+            if index < len(self.scene) - 1 and hasattr(view, "sync_order"):
+                view.sync_order(list(self.scene))
         self._refresh_panes()
 
     def _on_layer_removed(self, layer: Layer, index: int) -> None:

@@ -70,7 +70,7 @@ class Scene3DView(QWidget):
                 a.SetVisibility(layer.visible)
                 a.GetProperty().SetOpacity(layer.opacity)
             self.plotter.render()
-        elif what in ("pose", "data"):
+        elif what in ("pose", "data", "color", "vertices", "points"):
             self.remove(layer)
             self.add(layer)
 

@@ -111,6 +111,14 @@ class SliceView(QWidget):
         if isinstance(layer, Volume | LabelMap):
             self._center_on(layer)
 
+    def sync_order(self, layers: list[Layer]) -> None:
+        """Stack napari layers in scene order (an undone delete comes back in its place, not on top)."""
+        wanted = [self._napari_layers[id(x)] for x in layers if id(x) in self._napari_layers]
+        for target, nl in enumerate(wanted):
+            current = self.model.layers.index(nl)
+            if current != target:
+                self.model.layers.move(current, target)
+
     def _center_on(self, layer: Volume | LabelMap) -> None:
         dims = self.model.dims
         if dims.ndim == 3:
@@ -139,6 +147,8 @@ class SliceView(QWidget):
             nl.opacity = layer.opacity
         elif what == "data":
             nl.data = layer.data
+        elif what == "name":
+            nl.name = layer.name
 
     def close_viewer(self) -> None:
         self.qt_viewer.close()
