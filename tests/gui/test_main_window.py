@@ -45,7 +45,12 @@ def test_volume_and_labels_reach_dock_and_slice_view(window, ct_and_labels):
     # Physical placement: the napari world extent equals the volume's extent in mm.
     extent = napari_layers[0].extent.world
     assert np.allclose(extent[0], (30, 20, 10), atol=1e-6)
-    assert window.slices.isVisible() and not window.view3d.isVisible()
+    # The label map is also shown as surfaces in 3D, in physical mm.
+    assert window.slices.isVisible() and window.view3d.isVisible()
+    (actor,) = window.view3d.actors_of(window.scene[1])
+    lo, hi = np.array(actor.GetBounds()).reshape(3, 2).T
+    assert np.allclose(lo, (10 + 10 * 0.8, 20 + 10 * 0.9, 30 + 5 * 2.0), atol=1.5)
+    assert np.allclose(hi, (10 + 29 * 0.8, 20 + 19 * 0.9, 30 + 14 * 2.0), atol=1.5)
 
 
 def test_unchecking_a_layer_hides_it(window, ct_and_labels, qtbot):
@@ -66,6 +71,25 @@ def test_bad_file_is_reported_and_the_window_keeps_working(window, tmp_path, ct_
     assert "broken.nii.gz" in window.log.toPlainText()
     assert len(window.scene) == 0
     assert window.open_path(ct_and_labels[0])  # still works afterwards
+
+
+def test_pick_in_3d_selects_the_layer_in_the_dock(window, tmp_path, qtbot):
+    from kintsugi.core import Mesh
+
+    ball = trimesh.creation.icosphere(radius=30)
+    window.scene.add(Mesh(name="ball", vertices=ball.vertices, faces=ball.faces))
+    window.scene.add(Mesh(name="far", vertices=ball.vertices + 500, faces=ball.faces))
+    window.view3d.standard_view("anterior")
+    window.view3d.plotter.camera.focal_point = (0, 0, 0)
+    window.view3d.plotter.render()
+    w, h = window.view3d.plotter.window_size
+    window.view3d.pick_at_display((w / 2, h / 2))
+    assert [x.name for x in window.scene.selection] == ["ball"]
+    assert [i.text() for i in window.layers_panel.list.selectedItems()] == ["ball"]
+    window.isolate_selection()
+    assert not window.scene["far"].visible and window.scene["ball"].visible
+    window.undo_action.trigger()
+    assert window.scene["far"].visible
 
 
 def test_fragments_folder_appears_in_3d(window, tmp_path):

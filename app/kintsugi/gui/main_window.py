@@ -44,6 +44,8 @@ class MainWindow(QMainWindow):
         self.scene.layer_added.connect(self._on_layer_added)
         self.scene.layer_removed.connect(self._on_layer_removed)
         self.scene.layer_changed.connect(self._on_layer_changed)
+        self.scene.selection_changed.connect(self._on_selection_changed)
+        self.view3d.enable_picking(self._on_pick)
         self.statusBar().showMessage("Ready. Open a file (Ctrl+O) or a sample (File ▸ Samples).")
 
     # -- construction -------------------------------------------------------------------------
@@ -167,6 +169,13 @@ class MainWindow(QMainWindow):
         self.history.changed.connect(self._update_undo_actions)
         self._update_undo_actions()
         view = self.menuBar().addMenu("&View")
+        self._action(view, "&Isolate selected layers", self.isolate_selection, "Ctrl+I")
+        self._action(view, "Show &all layers", self.show_all, "Ctrl+Shift+I")
+        view.addSeparator()
+        self._action(view, "3D: &reset camera", lambda _=False: self.view3d.standard_view("reset"), "Ctrl+R")
+        for i, name in enumerate(("anterior", "posterior", "left", "right", "superior", "inferior"), start=1):
+            self._action(view, f"3D: from {name}", lambda _=False, n=name: self.view3d.standard_view(n), f"Ctrl+{i}")
+        view.addSeparator()
         self._action(view, "Layout: automatic", lambda _=False: self.set_layout(None))
         for name in self._LAYOUTS:
             self._action(view, f"Layout: {name}", lambda _=False, n=name: self.set_layout(n))
@@ -294,27 +303,66 @@ class MainWindow(QMainWindow):
         return path
 
     # -- scene -> views -------------------------------------------------------------------------
-    def _view_for(self, layer: Layer):
-        return next((view for view in self.views if view.supports(layer)), None)
+    def _views_for(self, layer: Layer) -> list:
+        """Every view that shows this kind of layer (a label map: slices and its surfaces in 3D)."""
+        return [view for view in self.views if view.supports(layer)]
 
     def _on_layer_added(self, layer: Layer, index: int) -> None:
-        view = self._view_for(layer)
-        if view is not None:
-            view.add(layer)
+        for view in self._views_for(layer):
+            try:
+                view.add(layer)
+            except Exception as e:  # a view that cannot show a layer must not lose it from the scene
+                self.report_error(f"{layer.name}: cannot be shown in the {type(view).__name__}: {e}")
+                continue
             if index < len(self.scene) - 1 and hasattr(view, "sync_order"):
                 view.sync_order(list(self.scene))
         self._refresh_panes()
 
     def _on_layer_removed(self, layer: Layer, index: int) -> None:
-        view = self._view_for(layer)
-        if view is not None:
+        for view in self._views_for(layer):
             view.remove(layer)
         self._refresh_panes()
 
     def _on_layer_changed(self, layer: Layer, what: str) -> None:
-        view = self._view_for(layer)
-        if view is not None:
+        for view in self._views_for(layer):
             view.update(layer, what)
+
+    def _on_selection_changed(self, layers: list) -> None:
+        self.view3d.highlight(layers)
+
+    def _on_pick(self, layer: Layer | None) -> None:
+        self.scene.select([layer] if layer is not None else [])
+        if layer is not None:
+            self.statusBar().showMessage(f"selected {layer.name}", 4000)
+
+    def isolate_selection(self) -> None:
+        """Hide every layer but the selected ones (one undoable step)."""
+        from kintsugi.core.history import Command
+
+        chosen = {id(x) for x in self.scene.selection}
+        if not chosen:
+            return
+        before = {id(x): x.visible for x in self.scene}
+        layers = list(self.scene)
+
+        def apply() -> None:
+            for x in layers:
+                if x.visible != (id(x) in chosen):
+                    x.set(visible=id(x) in chosen)
+
+        def revert() -> None:
+            for x in layers:
+                if x.visible != before[id(x)]:
+                    x.set(visible=before[id(x)])
+
+        self.history.push(Command("isolate selection", apply, revert))
+
+    def show_all(self) -> None:
+        from kintsugi.core.history import set_attributes
+
+        for x in self.scene:
+            if not x.visible:
+                self.history.push(set_attributes(x, f"show '{x.name}'", visible=True))
 
     _LAYOUTS = {"3d": ("3d",), "slices": ("slices",), "image": ("image",), "both": ("3d", "slices"),
                 "all": ("3d", "slices", "image")}

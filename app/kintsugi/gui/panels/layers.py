@@ -65,6 +65,7 @@ class LayersPanel(QWidget):
         scene.layer_added.connect(self._on_added)
         scene.layer_removed.connect(self._on_removed)
         scene.layer_changed.connect(self._on_changed)
+        scene.selection_changed.connect(self._on_scene_selection)
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.itemSelectionChanged.connect(self._on_selection)
         delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
@@ -133,6 +134,15 @@ class LayersPanel(QWidget):
         chosen = [layer for item in self.list.selectedItems() if (layer := self._layer_of(item)) is not None]
         self.scene.select(chosen)
         self._show_properties(chosen[0] if len(chosen) == 1 else None)
+
+    def _on_scene_selection(self, layers: list[Layer]) -> None:
+        """Selection made elsewhere (a pick in 3D) shows here too."""
+        wanted = {id(x) for x in layers}
+        self.list.blockSignals(True)
+        for key, item in self._items.items():
+            item.setSelected(key in wanted)
+        self.list.blockSignals(False)
+        self._show_properties(layers[0] if len(layers) == 1 else None)
 
     def current(self) -> Layer | None:
         items = self.list.selectedItems()

@@ -1,14 +1,29 @@
-"""Meshes, point clouds and fragments in a pyvistaqt interactor, each piece in its own colour."""
+"""Meshes, point clouds, fragments and label-map surfaces in a pyvistaqt interactor.
+
+Each piece gets its own colour; a mesh with per-vertex scalars is coloured by them with a colour bar;
+label maps appear as smoothed surfaces (VTK SurfaceNets) in their label colours, in physical mm.
+Picking a piece selects its layer, so the Layers dock and the 3D view always agree.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pyvista as pv
 from pyvistaqt import QtInteractor
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from kintsugi.core import Fragments, Layer, Mesh, PointCloud
+from kintsugi.core import Fragments, LabelMap, Layer, Mesh, PointCloud
 from kintsugi.core.layers import palette_color
+
+# Camera directions in LPS (x to the patient's left, y to the back, z up): (view vector, view-up).
+STANDARD_VIEWS = {
+    "anterior": ((0, -1, 0), (0, 0, 1)), "posterior": ((0, 1, 0), (0, 0, 1)),
+    "left": ((1, 0, 0), (0, 0, 1)), "right": ((-1, 0, 0), (0, 0, 1)),
+    "superior": ((0, 0, 1), (0, -1, 0)), "inferior": ((0, 0, -1), (0, -1, 0)),
+}
+MAX_SURFACE_VOXELS = 200_000_000  # label maps larger than this are not surfaced automatically
 
 
 def to_polydata(geom: Mesh | PointCloud, pose: np.ndarray | None = None) -> pv.PolyData:
@@ -17,8 +32,27 @@ def to_polydata(geom: Mesh | PointCloud, pose: np.ndarray | None = None) -> pv.P
         pts = pts @ pose[:3, :3].T + pose[:3, 3]
     if isinstance(geom, Mesh) and geom.n_faces:
         faces = np.hstack([np.full((geom.n_faces, 1), 3), geom.faces]).ravel()
-        return pv.PolyData(pts, faces)
-    return pv.PolyData(pts)
+        poly = pv.PolyData(pts, faces)
+    else:
+        poly = pv.PolyData(pts)
+    for name, values in geom.scalars.items():
+        poly.point_data[name] = np.asarray(values)
+    return poly
+
+
+def label_surfaces(layer: LabelMap) -> pv.PolyData:
+    """Smoothed external surfaces of every label, with an RGB cell array in the label colours."""
+    g = layer.geometry
+    img = pv.ImageData(dimensions=layer.size_xyz, spacing=g.spacing, origin=g.origin, direction_matrix=g.direction)
+    img.point_data["labels"] = np.ascontiguousarray(layer.data).ravel()  # (z, y, x) C order = VTK x-fastest
+    surf = img.contour_labels(smoothing=True, smoothing_iterations=16)
+    if surf.n_cells:
+        owners = np.asarray(surf.cell_data["boundary_labels"])
+        owners = (owners if owners.ndim == 1 else owners[:, 0]).astype(int)  # external: [label, background]
+        lut = {v: info.color for v, info in layer.labels.items()}
+        surf.cell_data["rgb"] = np.array([lut.get(v, (200, 200, 200)) for v in owners], dtype=np.uint8)
+        surf.cell_data["label"] = owners
+    return surf
 
 
 class Scene3DView(QWidget):
@@ -33,35 +67,78 @@ class Scene3DView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plotter.interactor)
         self._actors: dict[int, list] = {}
+        self._layer_of_actor: dict[int, Layer] = {}
+        self._bars: dict[int, str] = {}
         self._n_pieces = 0
+        self.on_pick: Callable[[Layer | None], None] | None = None
+        self._picking = False
+
+    def enable_picking(self, callback: Callable[[Layer | None], None]) -> None:
+        """Right-click a piece to select its layer (left drag stays rotation, as users expect)."""
+        self.on_pick = callback
+        if not self._picking:
+            self.plotter.track_click_position(self.pick_at_display, side="right", viewport=True)
+            self._picking = True
+
+    def pick_at_display(self, pos) -> None:
+        """Select the layer whose piece is under display position ``pos`` (pixels), or nothing."""
+        import vtk
+
+        picker = vtk.vtkPropPicker()
+        picker.Pick(float(pos[0]), float(pos[1]), 0.0, self.plotter.renderer)
+        self._picked(picker.GetActor())
+
+    def _picked(self, actor) -> None:
+        layer = self._layer_of_actor.get(id(actor)) if actor is not None else None
+        if self.on_pick is not None:
+            self.on_pick(layer)
 
     def supports(self, layer: Layer) -> bool:
+        if isinstance(layer, LabelMap):
+            return layer.data.size <= MAX_SURFACE_VOXELS
         return isinstance(layer, Mesh | PointCloud | Fragments)
 
     def add(self, layer: Layer) -> None:
         actors = []
         if isinstance(layer, Fragments):
             for frag in layer:
-                actors.append(self._add_geometry(frag.geometry, frag.pose, palette_color(self._n_pieces)))
+                actors.append(self._add_geometry(frag.geometry, frag.pose, palette_color(self._n_pieces), layer))
                 self._n_pieces += 1
         elif isinstance(layer, Mesh | PointCloud):
-            actors.append(self._add_geometry(layer, None, layer.color or palette_color(self._n_pieces)))
+            actors.append(self._add_geometry(layer, None, layer.color or palette_color(self._n_pieces), layer))
             self._n_pieces += 1
+        elif isinstance(layer, LabelMap):
+            surf = label_surfaces(layer)
+            if surf.n_cells:
+                actors.append(self.plotter.add_mesh(surf, scalars="rgb", rgb=True, smooth_shading=True,
+                                                    render=False, name=f"labels-{id(layer)}"))
         for a in actors:
             a.SetVisibility(layer.visible)
+            a.GetProperty().SetOpacity(layer.opacity)
+            self._layer_of_actor[id(a)] = layer
         self._actors[id(layer)] = actors
         self.plotter.reset_camera()
 
-    def _add_geometry(self, geom: Mesh | PointCloud, pose: np.ndarray | None, color) -> object:
+    def _add_geometry(self, geom: Mesh | PointCloud, pose: np.ndarray | None, color, layer: Layer) -> object:
         poly = to_polydata(geom, pose)
         rgb = tuple(c / 255.0 for c in color)
+        if geom.scalars and isinstance(layer, Mesh | PointCloud):
+            name = next(iter(geom.scalars))
+            title = f"{layer.name}: {name}"
+            self._bars[id(layer)] = title
+            return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
+                                         scalar_bar_args={"title": title, "vertical": True}, point_size=3)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False)
         return self.plotter.add_mesh(poly, color=rgb, point_size=3, render_points_as_spheres=True, render=False)
 
     def remove(self, layer: Layer) -> None:
         for a in self._actors.pop(id(layer), []):
+            self._layer_of_actor.pop(id(a), None)
             self.plotter.remove_actor(a, render=False)
+        title = self._bars.pop(id(layer), None)
+        if title is not None and title in self.plotter.scalar_bars:
+            self.plotter.remove_scalar_bar(title, render=False)
         self.plotter.render()
 
     def update(self, layer: Layer, what: str) -> None:  # type: ignore[override]
@@ -70,9 +147,30 @@ class Scene3DView(QWidget):
                 a.SetVisibility(layer.visible)
                 a.GetProperty().SetOpacity(layer.opacity)
             self.plotter.render()
-        elif what in ("pose", "data", "color", "vertices", "points"):
+        elif what in ("pose", "data", "color", "vertices", "points", "labels"):
             self.remove(layer)
             self.add(layer)
+
+    def actors_of(self, layer: Layer) -> list:
+        return list(self._actors.get(id(layer), []))
+
+    def highlight(self, layers: list[Layer]) -> None:
+        """Outline the selected layers' pieces (edges), so a pick is visible."""
+        chosen = {id(x) for x in layers}
+        for key, actors in self._actors.items():
+            for a in actors:
+                small = a.GetMapper().GetInput().GetNumberOfCells() < 200_000  # edges of huge meshes: a grey blur
+                a.GetProperty().SetEdgeVisibility(key in chosen and small)
+                a.GetProperty().SetEdgeColor(1.0, 1.0, 1.0)
+        self.plotter.render()
+
+    def standard_view(self, name: str) -> None:
+        if name == "reset":
+            self.plotter.reset_camera()
+            return
+        vector, up = STANDARD_VIEWS[name]
+        self.plotter.view_vector(vector, viewup=up)
+        self.plotter.reset_camera()
 
     def close_viewer(self) -> None:
         self.plotter.close()

@@ -13,50 +13,11 @@ from napari.qt import QtViewer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from kintsugi.core import Image2D, LabelMap, Layer, Volume
-
-
-def napari_affine(layer: Volume | LabelMap) -> np.ndarray:
-    a = layer.geometry.array_affine()
-    perm = np.eye(4)
-    perm[:3, :3] = np.eye(3)[::-1]
-    return perm @ a
-
-
-def _label_colormap(layer: LabelMap) -> dict:
-    colors: dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
-    for value, info in layer.labels.items():
-        colors[value] = (*(c / 255.0 for c in info.color), 1.0)
-    return colors
-
-
-def _contrast(data: np.ndarray, layer: Layer) -> tuple[float, float]:
-    window = layer.metadata.get("window")
-    if isinstance(window, dict):
-        c, w = float(window["center"]), float(window["width"])
-        return c - w / 2, c + w / 2
-    sample = data.reshape(-1)[:: max(1, data.size // 1_000_000)]
-    if isinstance(layer, Volume) and layer.unit == "HU":
-        tissue = sample[sample > -500]
-        # Soft-tissue window (W 400 / L 40) is what a radiologist expects first -- unless much of the
-        # object is denser than any body CT shows (teeth, metal, a bone specimen): then fit the window.
-        if tissue.size == 0 or (np.mean(tissue > 1500) < 0.03 and np.mean((tissue >= -160) & (tissue <= 240)) >= 0.4):
-            return -160.0, 240.0
-        lo, hi = np.percentile(tissue, [1, 99.5])
-        return float(lo), float(max(hi, lo + 1.0))
-    lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0, 1)
-    return float(lo), float(max(hi, lo + 1e-6))
-
-
-def _prime_gl_queries() -> None:
-    """napari asks OpenGL for its extensions once (cached) on the first layer. Ask now, before VTK makes
-    its core-profile context current, where glGetString(GL_EXTENSIONS) is an error."""
-    from napari._vispy.utils.gl import get_gl_extensions, get_max_texture_sizes
-
-    try:
-        get_gl_extensions()
-        get_max_texture_sizes()
-    except Exception:  # noqa: BLE001 - without a GL context napari will retry (and report) itself
-        pass
+from kintsugi.gui.viewers.napari_util import initial_contrast as _contrast
+from kintsugi.gui.viewers.napari_util import label_colormap as _label_colormap
+from kintsugi.gui.viewers.napari_util import make_current
+from kintsugi.gui.viewers.napari_util import napari_affine as napari_affine
+from kintsugi.gui.viewers.napari_util import prime_gl_queries as _prime_gl_queries
 
 
 class SliceView(QWidget):
@@ -81,9 +42,7 @@ class SliceView(QWidget):
     def _make_current(self) -> None:
         """vispy sets up GL state when a layer is added, on whatever context is current; with VTK's
         core-profile context current that fails (glGetString(GL_EXTENSIONS)), so take ours first."""
-        canvas = getattr(self.qt_viewer.canvas, "_scene_canvas", None)
-        if canvas is not None and self.qt_viewer.canvas.native.isVisible():
-            canvas.set_current()
+        make_current(self.qt_viewer)
 
     def add(self, layer: Layer) -> None:
         self._make_current()
