@@ -63,6 +63,8 @@ def run_gui(paths: list[str] | None = None, samples: list[str] | None = None, sc
         except ValueError as e:
             window.report_error(str(e))
     window.show()
+    if window.recovery is not None and screenshot is None:
+        QTimer.singleShot(300, window.offer_recovery)
     if screenshot:
         def shoot() -> None:
             window.save_screenshot(screenshot)

@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self.scene.selection_changed.connect(self._on_selection_changed)
         self.view3d.enable_picking(self._on_pick)
         self.statusBar().showMessage("Ready. Open a file (Ctrl+O) or a sample (File ▸ Samples).")
+        self._start_autosave()
 
     # -- construction -------------------------------------------------------------------------
     def _build_views(self) -> None:
@@ -151,6 +152,11 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open file…", self._open_file_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
+        file_menu.addSeparator()
+        self._action(file_menu, "Open &workspace…", self._open_workspace_dialog)
+        self._action(file_menu, "&Save workspace…", self._save_workspace_dialog, QKeySequence.StandardKey.Save)
+        self.restore_action = self._action(file_menu, "Restore &autosave…", lambda _=False: self.restore_autosave())
+        file_menu.addSeparator()
         samples = file_menu.addMenu("&Samples")
         for info in list_samples():
             self._action(samples, info.title, lambda _=False, n=info.name: self.open_sample(n))
@@ -187,6 +193,84 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    # -- workspaces, autosave, crash recovery ---------------------------------------------------
+    def view_state(self) -> dict:
+        return {"layout": getattr(self, "_layout", None)}
+
+    def _start_autosave(self) -> None:
+        """Look for an autosave a crashed session left, then start this session's own autosave."""
+        from kintsugi.gui.gui_thread import GuiThreadRunner
+        from kintsugi.workspace import Autosaver, find_recoverable
+
+        try:
+            self.recovery = find_recoverable()
+        except Exception as e:  # a broken state folder must not stop the app
+            self.recovery = None
+            self.log_message(f"could not look for autosaves: {e}")
+        self.restore_action.setEnabled(self.recovery is not None)
+        if self.recovery is not None:
+            self.log_message(f"Kintsugi did not close properly last time: {self.recovery.describe()} "
+                             "(File ▸ Restore autosave)")
+        self._gui_runner = GuiThreadRunner(self)
+        self.autosaver = Autosaver(self.scene, extra_provider=self.view_state, snapshot_runner=self._gui_runner)
+        self.autosaver.failed.connect(lambda reason: self.log_message(f"autosave failed: {reason}"))
+
+    def offer_recovery(self) -> None:
+        """Ask (interactive sessions) whether to restore what a crashed session autosaved."""
+        if self.recovery is None or not self.interactive:
+            return
+        answer = QMessageBox.question(
+            self, "Restore your work?",
+            f"Kintsugi did not close properly last time.\n\n{self.recovery.describe()}\n\nRestore it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.restore_autosave()
+
+    def restore_autosave(self) -> list[Layer]:
+        """Bring back the crashed session's layers (then its autosave is discarded)."""
+        from kintsugi.workspace import discard_recoverable, open_workspace
+
+        if self.recovery is None:
+            self.report_error("there is no autosave to restore")
+            return []
+        try:
+            layers, extra = open_workspace(self.recovery.path)
+        except KintsugiIOError as e:
+            self.report_error(f"autosave cannot be restored: {e}")
+            return []
+        for layer in layers:
+            self.scene.add(layer)
+        self.log_message(f"restored {len(layers)} layer(s) from the autosave of {self.recovery.saved:%H:%M:%S}")
+        discard_recoverable(self.recovery)
+        self.recovery = None
+        self.restore_action.setEnabled(False)
+        if extra.get("layout"):
+            self.set_layout(extra["layout"])
+        return layers
+
+    def save_workspace(self, path: str | Path) -> Path | None:
+        from kintsugi.workspace import save_workspace
+
+        try:
+            out = save_workspace(self.scene, path, extra=self.view_state())
+        except Exception as e:  # disk full, permission: say so, keep the session
+            self.report_error(f"{path}: workspace not saved: {e}")
+            return None
+        self.log_message(f"workspace saved to {out}")
+        self._remember(out)
+        return out
+
+    def _save_workspace_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "workspace.kintsugi.zip",
+                                              "Kintsugi workspace (*.zip);;Folder (*)")
+        if path:
+            self.save_workspace(path)
+
+    def _open_workspace_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open workspace", "", "Kintsugi workspace (*.zip *.json)")
+        if path:
+            self.open_path(Path(path).parent if path.endswith("workspace.json") else path)
 
     # -- undo, recent files, drag and drop ------------------------------------------------------
     def _undo_redo(self, undo: bool) -> None:
@@ -386,6 +470,14 @@ class MainWindow(QMainWindow):
         self._refresh_panes()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        # Qt may deliver close twice (window manager, then a test's teardown); finalizing VTK's render
+        # window a second time segfaults, so the shutdown below runs once.
+        if getattr(self, "_closed", False):
+            super().closeEvent(event)
+            return
+        self._closed = True
+        if getattr(self, "autosaver", None) is not None:
+            self.autosaver.stop(clean=True)
         if self._bridge is not None:
             self._bridge.detach()
         if self._manager is not None:

@@ -221,6 +221,12 @@ def open_path(path: str | Path) -> list[Layer]:
     path = Path(path).expanduser()
     if not path.exists():
         raise FileMissingError(path)
+    from kintsugi.workspace import looks_like_workspace
+
+    if looks_like_workspace(path):  # a saved workspace opens as the layers it holds
+        from kintsugi.workspace import open_workspace
+
+        return open_workspace(path)[0]
     try:
         if path.is_dir():
             return open_folder(path)

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from napari.components import ViewerModel
-from napari.components.overlays import TextOverlay
 from napari.qt import QtViewer
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QGridLayout, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt, QTimer, Signal
+from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from vispy.scene.visuals import Line
 
 from kintsugi.core import LabelMap, Layer, Volume
@@ -72,9 +71,20 @@ PANE_SPECS: dict[str, PaneSpec] = {
 PANE_CELLS: dict[str, tuple[int, int]] = {"axial": (0, 0), "sagittal": (1, 0), "coronal": (1, 1)}
 FOURTH_CELL = (0, 1)
 
-_LETTER_POSITIONS = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left", "right": "middle_right"}
+_LETTER_STYLE = "color: #ffe680; background: transparent; font-weight: bold; font-size: 13px;"
+_TITLE_STYLE = "background: transparent; font-size: 12px;"
 _CROSSHAIR_COLOR = (1.0, 0.85, 0.2, 0.75)
-_CLICK_PIXELS = 3.0  # a press and release closer than this is a click, not a drag
+_CLICK_PIXELS = 3.0
+# While a pane scrolls, the other panes' crosshair lines are redrawn at most this often (ms); 0: every step.
+CROSSHAIR_LAG_MS = 50  # a press and release closer than this is a click, not a drag
+
+
+def _overlay_label(text: str, parent: QWidget, style: str) -> QLabel:
+    label = QLabel(text, parent)
+    label.setStyleSheet(style)
+    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # clicks go to the canvas
+    label.show()
+    return label
 
 
 class SlicePane(QWidget):
@@ -85,25 +95,57 @@ class SlicePane(QWidget):
         self.spec = spec
         self.name = spec.name
         self.model = ViewerModel(title=spec.name)
-        self.model.dims.ndim = 3
-        self.model.dims.order = spec.order
-        self.model.dims.axis_labels = AXIS_NAMES
-        self.model.camera.orientation2d = spec.orientation
+        self.ensure_dims()
+        self.model.scene.camera.orientation2d = spec.orientation
         self.qt_viewer = QtViewer(self.model, show_welcome_screen=False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.qt_viewer)
-        overlays = self.model.canvas.overlays
-        overlays["pane_title"] = TextOverlay(text=spec.name.capitalize(), position="top_left", visible=True,
-                                             color=spec.color, font_size=10)
+        # Orientation letters and the pane's name: plain Qt labels over the canvas. (napari text
+        # overlays would do too, but each is a GL text visual redrawn with every slice: ~3 ms a pane
+        # under software GL, a third of the budget for 30 slices/s.)
+        native = self.qt_viewer.canvas.native
+        self.letters: dict[str, QLabel] = {}
         for edge, letter in spec.letters.items():
-            overlays[f"orientation_{edge}"] = TextOverlay(text=letter, position=_LETTER_POSITIONS[edge],
-                                                          visible=True, color="#ffe680", font_size=12)
+            self.letters[edge] = _overlay_label(letter, native, _LETTER_STYLE)
+        self.title = _overlay_label(spec.name.capitalize(), native, f"color: {spec.color}; {_TITLE_STYLE}")
+        native.installEventFilter(self)
+        self._place_labels()
         self._crosshair = Line(pos=np.zeros((4, 2), np.float32), color=_CROSSHAIR_COLOR, connect="segments",
                                width=1.0, method="gl", parent=self.qt_viewer.canvas.view.scene)
         self._crosshair.order = 1_000_000  # after every layer visual
         self._crosshair.set_gl_state("translucent", depth_test=False)
         self._crosshair.visible = False
+        self.crosshair_drawn: tuple[float, float] | None = None  # (vertical, horizontal) world mm of the lines
+
+    def ensure_dims(self) -> None:
+        """Three world axes in this pane's order. napari drops to 2 dims when its last layer goes, and a
+        3D layer added then would come back in the default order: call before adding a layer."""
+        dims = self.model.dims
+        if dims.ndim != 3:
+            dims.ndim = 3
+        if tuple(dims.order) != self.spec.order:
+            dims.order = self.spec.order
+        if tuple(dims.axis_labels) != AXIS_NAMES:
+            dims.axis_labels = AXIS_NAMES
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
+        if event.type() == QEvent.Type.Resize:
+            self._place_labels()
+        return False
+
+    def _place_labels(self) -> None:
+        native = self.qt_viewer.canvas.native
+        w, h = native.width(), native.height()
+        m = 4
+        for edge, label in self.letters.items():
+            label.adjustSize()
+            lw, lh = label.width(), label.height()
+            x = {"left": m, "right": w - lw - m}.get(edge, (w - lw) // 2)
+            y = {"top": m, "bottom": h - lh - m}.get(edge, (h - lh) // 2)
+            label.move(x, y)
+        self.title.adjustSize()
+        self.title.move(m + 2, m)
 
     @property
     def displayed(self) -> tuple[int, int]:
@@ -114,10 +156,18 @@ class SlicePane(QWidget):
         """World coordinate (mm) of the shown slice along this pane's normal."""
         return float(self.model.dims.point[self.spec.normal])
 
+    def shows(self, point_zyx: np.ndarray) -> bool:
+        """Whether the slice on screen is the one nearest to the point (within half a step; napari's
+        slider snaps the slice position to the step grid, so the point need not be on it)."""
+        n = self.spec.normal
+        step = self.model.dims.range[n].step
+        return abs(self.model.dims.point[n] - point_zyx[n]) <= step / 2 + 1e-9
+
     def draw_crosshair(self, point_zyx: np.ndarray, bounds: np.ndarray | None) -> None:
         """Two lines through the point across the world's extent; ``bounds`` is (3, 2) world (lo, hi)."""
         if bounds is None:
             self._crosshair.visible = False
+            self.crosshair_drawn = None
             return
         v, h = self.displayed
         pv, ph = float(point_zyx[v]), float(point_zyx[h])
@@ -126,6 +176,7 @@ class SlicePane(QWidget):
                        np.float32)
         self._crosshair.set_data(pos=pos)
         self._crosshair.visible = True
+        self.crosshair_drawn = (pv, ph)
 
     def screenshot(self) -> np.ndarray:
         """The rendered canvas as an RGBA array (rows top to bottom)."""
@@ -170,7 +221,12 @@ class SliceGrid(QWidget):
         self._bounds: np.ndarray | None = None  # (3, 2) world extent of all layers, (z, y, x)
         self._syncing = False
         self._zoom_syncing = False
-        self.link_zoom = False
+        self._link_zoom = False
+        self.crosshair_lag_ms = CROSSHAIR_LAG_MS
+        self._dirty_axes: set[int] = set()
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.timeout.connect(self._flush_crosshair)
         for pane in self.panes.values():
             self._connect(pane)
         prime_gl_queries()
@@ -228,6 +284,7 @@ class SliceGrid(QWidget):
         try:
             for name, pane in self.panes.items():
                 make_current(pane.qt_viewer)
+                pane.ensure_dims()
                 if isinstance(layer, LabelMap):
                     nl = pane.model.add_labels(layer.data, name=layer.name, affine=affine,
                                                colormap=label_colormap(layer), opacity=0.5 * layer.opacity)
@@ -284,6 +341,7 @@ class SliceGrid(QWidget):
                 nl.colormap = label_colormap(layer)
 
     def close_viewer(self) -> None:
+        self._redraw_timer.stop()
         for pane in self.panes.values():
             pane.close_viewer()
 
@@ -305,7 +363,8 @@ class SliceGrid(QWidget):
 
     def set_crosshair(self, point_mm) -> None:
         """Move the shared point to (x, y, z) LPS mm (clipped to the layers' extent); each pane shows
-        the slice through it."""
+        the slice nearest to it (napari snaps a pane's slice position to its voxel grid, the point
+        itself stays where it was put)."""
         new = np.asarray(point_mm, dtype=float)[::-1].copy()
         if self._bounds is not None:
             new = np.clip(new, self._bounds[:, 0], self._bounds[:, 1])
@@ -317,24 +376,31 @@ class SliceGrid(QWidget):
         self._syncing = True
         try:
             for name, pane in self.panes.items():
-                n = pane.spec.normal
-                if name != source and pane.model.dims.point[n] != new_zyx[n]:
-                    pane.model.dims.set_point(n, float(new_zyx[n]))
+                if name != source and not pane.shows(new_zyx):
+                    pane.model.dims.set_point(pane.spec.normal, float(new_zyx[pane.spec.normal]))
         finally:
             self._syncing = False
-        # dims clip the point to their range: keep what the panes actually show.
-        if self._entries:
-            for pane in self.panes.values():
-                self._point[pane.spec.normal] = pane.slice_position()
-        self._redraw_crosshair(changed if source is not None else range(3))
+        if source is None or self.crosshair_lag_ms <= 0:
+            self._redraw_crosshair(range(3) if source is None else changed)
+        else:
+            # Scrolling a pane: the other panes' crosshair lines follow at most every
+            # ``crosshair_lag_ms``, so a fast scroll repaints one canvas per slice, not three.
+            self._dirty_axes.update(changed)
+            if not self._redraw_timer.isActive():
+                self._redraw_timer.start(self.crosshair_lag_ms)
         self.crosshair_changed.emit(self.crosshair_mm)
 
     def _redraw_crosshair(self, axes) -> None:
-        axes = set(axes)
+        axes = set(axes) | self._dirty_axes
+        self._dirty_axes = set()
+        self._redraw_timer.stop()
         bounds = self._bounds if self._entries else None
         for pane in self.panes.values():
             if bounds is None or axes & set(pane.displayed):
                 pane.draw_crosshair(self._point, bounds)
+
+    def _flush_crosshair(self) -> None:
+        self._redraw_crosshair(())
 
     def _update_bounds(self) -> None:
         if not self._entries:
@@ -355,7 +421,7 @@ class SliceGrid(QWidget):
         pane.model.dims.events.point.connect(lambda _e=None, p=pane: self._on_pane_point(p))
         pane.model.mouse_drag_callbacks.append(self._mouse_drag_callback(pane))
         pane.model.mouse_move_callbacks.append(self._mouse_move_callback)
-        pane.model.camera.events.zoom.connect(lambda _e=None, p=pane: self._on_zoom(p))
+        pane.model.scene.camera.events.zoom.connect(lambda _e=None, p=pane: self._on_zoom(p))
 
     def _on_pane_point(self, pane: SlicePane) -> None:
         """A pane's own slice moved (slider, Ctrl+wheel, keyboard): move the point along its normal."""
@@ -369,14 +435,26 @@ class SliceGrid(QWidget):
         new[n] = value
         self._move_point(new, source=pane.name)
 
+    @property
+    def link_zoom(self) -> bool:
+        """When on, zooming one pane gives the others the same camera zoom (turning it on syncs them
+        to the axial pane)."""
+        return self._link_zoom
+
+    @link_zoom.setter
+    def link_zoom(self, on: bool) -> None:
+        self._link_zoom = bool(on)
+        if self._link_zoom:
+            self._on_zoom(self.axial)
+
     def _on_zoom(self, pane: SlicePane) -> None:
-        if not self.link_zoom or self._zoom_syncing:
+        if not self._link_zoom or self._zoom_syncing:
             return
         self._zoom_syncing = True
         try:
             for other in self.panes.values():
                 if other is not pane:
-                    other.model.camera.zoom = pane.model.camera.zoom
+                    other.model.scene.camera.zoom = pane.model.scene.camera.zoom
         finally:
             self._zoom_syncing = False
 
@@ -403,7 +481,7 @@ class SliceGrid(QWidget):
 
     def _window_level_drag(self, pane: SlicePane, event):
         volume = self.active_volume()
-        camera = pane.model.camera
+        camera = pane.model.scene.camera
         pan_before = camera.mouse_pan
         camera.mouse_pan = False  # right-drag would zoom, Ctrl+left would not pan: the drag is ours
         try:
