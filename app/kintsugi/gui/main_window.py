@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
         self._build_views()
         self._build_docks()
         self._build_menus()
+        self._build_toolbar()
         self.scene.layer_added.connect(self._on_layer_added)
         self.scene.layer_removed.connect(self._on_layer_removed)
         self.scene.layer_changed.connect(self._on_layer_changed)
@@ -70,7 +71,7 @@ class MainWindow(QMainWindow):
         from kintsugi.plugins import get_registry
 
         self.layers_panel = LayersPanel(self.scene, self.history, self)
-        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(320)
         self.registry = get_registry()
         self.tasks_panel = TasksPanel(self.registry, self.scene, self.submit_task, self.cancel_job, self)
         self.tasks_dock = self._dock("Tasks", self.tasks_panel, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -175,6 +176,9 @@ class MainWindow(QMainWindow):
         self.history.changed.connect(self._update_undo_actions)
         self._update_undo_actions()
         view = self.menuBar().addMenu("&View")
+        themes = view.addMenu("&Theme")
+        for name in ("dark", "light"):
+            self._action(themes, name.capitalize(), lambda _=False, n=name: self.set_theme(n))
         self._action(view, "&Isolate selected layers", self.isolate_selection, "Ctrl+I")
         self._action(view, "Show &all layers", self.show_all, "Ctrl+Shift+I")
         view.addSeparator()
@@ -185,6 +189,53 @@ class MainWindow(QMainWindow):
         self._action(view, "Layout: automatic", lambda _=False: self.set_layout(None))
         for name in self._LAYOUTS:
             self._action(view, f"Layout: {name}", lambda _=False, n=name: self.set_layout(n))
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setMovable(False)
+        for text, slot in (("Open", self._open_file_dialog), ("Open folder", self._open_folder_dialog),
+                           ("Save workspace", self._save_workspace_dialog)):
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            bar.addAction(action)
+        bar.addSeparator()
+        bar.addAction(self.undo_action)
+        bar.addAction(self.redo_action)
+        bar.addSeparator()
+        for name in ("3d", "slices", "image", "all"):
+            action = QAction(f"{name}", self)
+            action.setToolTip(f"Layout: {name}")
+            action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            bar.addAction(action)
+
+    def set_theme(self, name: str) -> None:
+        """Dark or light for the window and the slice canvases (3D keeps its dark gradient for contrast)."""
+        from qtpy.QtGui import QPalette
+        from qtpy.QtWidgets import QApplication
+
+        if name not in ("dark", "light"):
+            raise ValueError(f"unknown theme {name!r}; choose dark or light")
+        app = QApplication.instance()
+        palette = QPalette()
+        if name == "dark":
+            from qtpy.QtGui import QColor
+
+            roles = QPalette.ColorRole
+            colors = {roles.Window: "#2b2d33", roles.WindowText: "#e6e6e6", roles.Base: "#1f2126",
+                      roles.AlternateBase: "#2b2d33", roles.Text: "#e6e6e6", roles.Button: "#3a3d46",
+                      roles.ButtonText: "#e6e6e6", roles.Highlight: "#3d7ab8", roles.HighlightedText: "#ffffff",
+                      roles.ToolTipBase: "#2b2d33", roles.ToolTipText: "#e6e6e6"}
+            for role, color in colors.items():
+                palette.setColor(role, QColor(color))
+        else:
+            palette = app.style().standardPalette()
+        app.setPalette(palette)
+        for view in self.views:
+            model = getattr(view, "model", None)
+            if model is not None:
+                model.theme = name
+        self.theme = name
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)

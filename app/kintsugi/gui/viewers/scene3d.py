@@ -155,13 +155,11 @@ class Scene3DView(QWidget):
         return list(self._actors.get(id(layer), []))
 
     def highlight(self, layers: list[Layer]) -> None:
-        """Outline the selected layers' pieces (edges), so a pick is visible."""
+        """Make the selected layers' pieces glow a little (ambient light), so a pick is visible."""
         chosen = {id(x) for x in layers}
         for key, actors in self._actors.items():
             for a in actors:
-                small = a.GetMapper().GetInput().GetNumberOfCells() < 200_000  # edges of huge meshes: a grey blur
-                a.GetProperty().SetEdgeVisibility(key in chosen and small)
-                a.GetProperty().SetEdgeColor(1.0, 1.0, 1.0)
+                a.GetProperty().SetAmbient(0.45 if key in chosen else 0.0)
         self.plotter.render()
 
     def standard_view(self, name: str) -> None:

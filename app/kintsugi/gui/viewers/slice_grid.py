@@ -16,8 +16,12 @@ coronal   y (A-P)       z, superior up              x, patient right on the left
 The panes share one crosshair point. A click (press and release without dragging) in a pane moves it
 to the clicked position, which moves the other two panes' slices; scrolling a pane's own slice
 (slider, Ctrl+wheel) moves it along that pane's normal. The crosshair is drawn as a vispy line in each
-pane's scene -- not a napari layer, so it never shows in layer lists, never changes the world extent
-and costs one tiny vertex upload when the point moves.
+pane's scene (``qt_viewer.canvas.view.scene``) -- not a napari layer, so it never shows in layer lists,
+never changes the world extent and costs one tiny vertex upload when the point moves. While a pane
+scrolls, the other panes' lines follow at most every ``CROSSHAIR_LAG_MS`` (one canvas repainted per
+slice instead of three); clicks and :meth:`SliceGrid.set_crosshair` redraw at once. Orientation letters
+and pane names are Qt labels over the canvases (a napari text overlay is a GL visual redrawn with every
+slice).
 
 Window/level: right-button drag (or Ctrl+left drag) in any pane adjusts the window of the top visible
 volume in all panes; :meth:`SliceGrid.apply_preset` sets a CT preset (see ``window_level.PRESETS``).
@@ -321,7 +325,10 @@ class SliceGrid(QWidget):
         finally:
             self._syncing = False
         self._update_bounds()
-        self._redraw_crosshair(range(3))
+        if self._entries:
+            self.set_crosshair(self.crosshair_mm)  # back inside what is left
+        else:
+            self._redraw_crosshair(range(3))  # hides it
 
     def update(self, layer: Layer, what: str) -> None:  # type: ignore[override]
         entry = self._entries.get(id(layer))
@@ -409,8 +416,8 @@ class SliceGrid(QWidget):
         lo = np.full(3, np.inf)
         hi = np.full(3, -np.inf)
         for entry in self._entries.values():
-            ext = np.asarray(next(iter(entry.napari.values())).extent.world)  # (2, 3) voxel centres
             nl = next(iter(entry.napari.values()))
+            ext = np.asarray(nl.extent.world)  # (2, 3): first and last voxel centres
             half = np.abs(nl.affine.affine_matrix[:3, :3]).sum(axis=1) / 2.0  # half a voxel, world axes
             lo = np.minimum(lo, ext[0] - half)
             hi = np.maximum(hi, ext[1] + half)
