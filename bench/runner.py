@@ -6,11 +6,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import gui_heartbeat, io_load, runtime_overhead, samples_make, slice_scroll
+from bench import cold_start, gui_heartbeat, io_load, runtime_overhead, samples_make, slice_scroll
 from bench.results_table import RESULTS, update
 
 BENCHMARKS = {"io": io_load.run, "samples": samples_make.run, "runtime": runtime_overhead.run,
-              "heartbeat": gui_heartbeat.run, "slicescroll": slice_scroll.run}
+              "heartbeat": gui_heartbeat.run, "slicescroll": slice_scroll.run, "coldstart": cold_start.run}
 
 
 def main(argv: list[str] | None = None) -> int:
