@@ -35,3 +35,4 @@ def contracts() -> Path:
     if not SHARED_CONTRACTS.is_dir():
         pytest.skip("../shared/contracts is not present")
     return SHARED_CONTRACTS
+

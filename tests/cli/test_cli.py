@@ -72,3 +72,18 @@ def test_sample_make_writes_files_that_open(tmp_path, name, expected):
         assert (tmp_path / name / f).is_file(), f
     info = run_cli("info", str(tmp_path / name))
     assert info.returncode == 0, info.stderr
+
+
+def test_sample_listing_matches_the_modules_without_importing_them():
+    import importlib
+    import sys
+
+    from kintsugi.samples import list_samples
+
+    for name in ("fragments", "spine", "crack", "dental"):
+        sys.modules.pop(f"kintsugi.samples.{name}", None)
+    infos = list_samples()
+    assert not any(f"kintsugi.samples.{i.name}" in sys.modules for i in infos)
+    for info in infos:
+        mod = importlib.import_module(f"kintsugi.samples.{info.name}")
+        assert (info.name, info.title, info.description) == (mod.NAME, mod.TITLE, mod.DESCRIPTION)

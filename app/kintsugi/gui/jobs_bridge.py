@@ -16,7 +16,10 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 class JobsBridge(QObject):
     job_changed = Signal(object)
-    _wake = Signal(bool)  # emitted from the manager's thread; Qt queues it to the GUI thread
+    # Emitted from the manager's thread and queued by Qt to the GUI thread; deliberately argument-less
+    # (jobs travel in self._pending): PySide6 mis-counts references of objects sent through queued signals.
+    _wake = Signal()
+    _wake_urgent = Signal()
 
     def __init__(self, manager, parent: QObject | None = None, interval_ms: int = 100) -> None:
         super().__init__(parent)
@@ -25,7 +28,8 @@ class JobsBridge(QObject):
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
         self._scheduled = False
-        self._wake.connect(self._on_wake)
+        self._wake.connect(self._schedule)
+        self._wake_urgent.connect(self.flush)
         manager.job_added.connect(self._relay)
         manager.job_changed.connect(self._relay)
 
@@ -33,13 +37,13 @@ class JobsBridge(QObject):
         with self._lock:
             first = not self._pending
             self._pending[job.id] = job
-        if first or job.done:
-            self._wake.emit(bool(job.done))
+        if job.done:
+            self._wake_urgent.emit()
+        elif first:
+            self._wake.emit()
 
-    def _on_wake(self, urgent: bool) -> None:
-        if urgent:
-            self.flush()
-        elif not self._scheduled:
+    def _schedule(self) -> None:
+        if not self._scheduled:
             self._scheduled = True
             QTimer.singleShot(self.interval_ms, self.flush)
 

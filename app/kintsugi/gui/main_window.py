@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QAction, QKeySequence
 from qtpy.QtWidgets import (
     QDockWidget,
@@ -30,6 +30,8 @@ from kintsugi.samples import list_samples
 
 
 class MainWindow(QMainWindow):
+    _autosave_failed = Signal(str)
+
     def __init__(self, interactive: bool = True) -> None:
         super().__init__()
         self.interactive = interactive
@@ -53,15 +55,20 @@ class MainWindow(QMainWindow):
     # -- construction -------------------------------------------------------------------------
     def _build_views(self) -> None:
         from kintsugi.gui.viewers.scene3d import Scene3DView
+        from kintsugi.gui.viewers.slice_grid import SliceGrid
         from kintsugi.gui.viewers.slices import SliceView
 
-        self.slices = SliceView(self)  # first: its GL queries must run before VTK owns a context
+        # Slicer's four-up: axial, sagittal, coronal linked panes with the 3D view in the fourth cell;
+        # photos and radiographs get their own pane (their pixels are not patient millimetres).
+        self.slices = SliceGrid(self)  # first: its GL queries must run before VTK owns a context
         self.images = SliceView(self, images=True)
         self.view3d = Scene3DView(self)
+        self.slices.set_fourth(self.view3d)
         self.views = (self.view3d, self.slices, self.images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        for view in self.views:
-            self.splitter.addWidget(view)
+        self.splitter.addWidget(self.slices)
+        self.splitter.addWidget(self.images)
+        self.slices.cursor_info.connect(self._show_cursor_info)
         self.setCentralWidget(self.splitter)
         self._refresh_panes()
 
@@ -186,6 +193,12 @@ class MainWindow(QMainWindow):
         for i, name in enumerate(("anterior", "posterior", "left", "right", "superior", "inferior"), start=1):
             self._action(view, f"3D: from {name}", lambda _=False, n=name: self.view3d.standard_view(n), f"Ctrl+{i}")
         view.addSeparator()
+        from kintsugi.gui.viewers.window_level import PRESETS
+
+        wl = view.addMenu("&Window/level")
+        for name, (width, level) in PRESETS.items():
+            self._action(wl, f"{name} (W {width:g} / L {level:g})", lambda _=False, n=name: self._apply_preset(n))
+        view.addSeparator()
         self._action(view, "Layout: automatic", lambda _=False: self.set_layout(None))
         for name in self._LAYOUTS:
             self._action(view, f"Layout: {name}", lambda _=False, n=name: self.set_layout(n))
@@ -204,7 +217,7 @@ class MainWindow(QMainWindow):
         bar.addAction(self.redo_action)
         bar.addSeparator()
         for name in ("3d", "slices", "image", "all"):
-            action = QAction(f"{name}", self)
+            action = QAction({"slices": "2x2"}.get(name, name), self)
             action.setToolTip(f"Layout: {name}")
             action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
             bar.addAction(action)
@@ -265,7 +278,10 @@ class MainWindow(QMainWindow):
                              "(File ▸ Restore autosave)")
         self._gui_runner = GuiThreadRunner(self)
         self.autosaver = Autosaver(self.scene, extra_provider=self.view_state, snapshot_runner=self._gui_runner)
-        self.autosaver.failed.connect(lambda reason: self.log_message(f"autosave failed: {reason}"))
+        # The autosaver reports from its own thread: hand the message to the GUI thread (never touch
+        # widgets from another thread).
+        self.autosaver.failed.connect(self._autosave_failed.emit)
+        self._autosave_failed.connect(lambda reason: self.log_message(f"autosave failed: {reason}"))
 
     def offer_recovery(self) -> None:
         """Ask (interactive sessions) whether to restore what a crashed session autosaved."""
@@ -499,20 +515,49 @@ class MainWindow(QMainWindow):
             if not x.visible:
                 self.history.push(set_attributes(x, f"show '{x.name}'", visible=True))
 
-    _LAYOUTS = {"3d": ("3d",), "slices": ("slices",), "image": ("image",), "both": ("3d", "slices"),
+    _LAYOUTS = {"3d": ("3d",), "slices": ("3d", "slices"), "image": ("image",), "both": ("3d", "slices"),
                 "all": ("3d", "slices", "image")}
 
     def _refresh_panes(self) -> None:
         """Show the panes the layout names, or (no layout chosen) every pane that has something to show."""
         layout = getattr(self, "_layout", None)
-        names = {"3d": self.view3d, "slices": self.slices, "image": self.images}
         if layout is None:
             layers = list(self.scene)
-            shown = [view for view in self.views if any(view.supports(layer) for layer in layers)] or [self.view3d]
+            show3d = any(self.view3d.supports(x) for x in layers)
+            show_slices = any(self.slices.supports(x) for x in layers)
+            show_image = any(self.images.supports(x) for x in layers)
+            if not (show3d or show_slices or show_image):
+                show3d = True
         else:
-            shown = [names[n] for n in self._LAYOUTS[layout]]
-        for view in self.views:
-            view.setVisible(view in shown)
+            wanted = self._LAYOUTS[layout]
+            show3d, show_slices, show_image = "3d" in wanted, "slices" in wanted, "image" in wanted
+        for pane in self.slices.panes.values():
+            pane.setVisible(show_slices)
+        self.view3d.setVisible(show3d)
+        grid = self.slices.grid_layout
+        for i in (0, 1):  # a hidden row/column must not keep its share of the space
+            grid.setRowStretch(i, 1)
+            grid.setColumnStretch(i, 1)
+        if show3d and not show_slices:
+            grid.setRowStretch(1, 0)
+            grid.setColumnStretch(0, 0)
+        self.slices.setVisible(show3d or show_slices)
+        self.images.setVisible(show_image)
+
+    def _show_cursor_info(self, info: dict) -> None:
+        x, y, z = info["position_mm"]
+        text = f"x {x:.1f}  y {y:.1f}  z {z:.1f} mm (LPS)"
+        if info.get("value") is not None:
+            text += f"   value {info['value']:.6g}"
+        if info.get("label"):
+            text += f"   label {info['label']}"
+        self.statusBar().showMessage(text)
+
+    def _apply_preset(self, name: str) -> None:
+        try:
+            self.slices.apply_preset(name)
+        except (ValueError, KeyError) as e:
+            self.statusBar().showMessage(f"window/level: {e}", 5000)
 
     def set_layout(self, name: str | None) -> None:
         if name is not None and name not in self._LAYOUTS:

@@ -33,16 +33,33 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(_MODULES[name])
 
 
+def _read_info(name: str) -> SampleInfo:
+    """NAME/TITLE/DESCRIPTION read from the module's source without importing it: listing samples (the
+    GUI's Samples menu at start-up) must not pay for the generators' scientific imports."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(_MODULES[name])
+    if spec is None or not spec.origin:
+        raise ImportError(f"sample module {_MODULES[name]} not found")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    values: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            key = node.targets[0].id
+            if key in ("NAME", "TITLE", "DESCRIPTION"):
+                values[key] = ast.literal_eval(node.value)
+    return SampleInfo(values.get("NAME", name), values.get("TITLE", name), values.get("DESCRIPTION", ""))
+
+
 def list_samples() -> list[SampleInfo]:
-    """All samples whose generator imports; a broken one is listed with its error as description."""
+    """All samples; a broken one is listed with its error as description."""
     out = []
     for name in _MODULES:
         try:
-            mod = _module(name)
+            out.append(_read_info(name))
         except Exception as e:  # one broken generator must not hide the others
             out.append(SampleInfo(name, name, f"unavailable: {type(e).__name__}: {e}"))
-            continue
-        out.append(SampleInfo(mod.NAME, mod.TITLE, mod.DESCRIPTION))
     return out
 
 

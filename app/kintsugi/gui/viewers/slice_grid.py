@@ -356,6 +356,16 @@ class SliceGrid(QWidget):
         """The Kintsugi layers shown, bottom to top (helpers such as the crosshair are not layers)."""
         return [self._by_napari[id(nl)].layer for nl in self.axial.model.layers if id(nl) in self._by_napari]
 
+    def sync_order(self, layers: list[Layer]) -> None:
+        """Stack napari layers in scene order in every pane (an undone delete returns to its place)."""
+        for name, pane in self.panes.items():
+            wanted = [self._entries[id(x)].napari[name] for x in layers
+                      if id(x) in self._entries and name in self._entries[id(x)].napari]
+            for target, nl in enumerate(wanted):
+                current = pane.model.layers.index(nl)
+                if current != target:
+                    pane.model.layers.move(current, target)
+
     def napari_layers(self, layer: Layer) -> dict[str, object]:
         """The napari layer showing ``layer`` in each pane, by pane name."""
         entry = self._entries.get(id(layer))
