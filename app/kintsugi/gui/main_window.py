@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.log_dock.raise_()
         for dock in (self.log_dock, self.jobs_dock):
             dock.setMaximumHeight(200)
+        self.resizeDocks([self.log_dock], [120], Qt.Orientation.Vertical)
         self._manager = None
         self._bridge = None
         self._prepared: dict = {}
