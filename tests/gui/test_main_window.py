@@ -139,3 +139,29 @@ def test_layers_dock_rename_delete_and_undo(window, ct_and_labels, qtbot):
     assert ct.name == "patient CT"
     assert "opened" in window.log.toPlainText()
     assert str(ct_and_labels[1].resolve()) in window.recent_paths()
+
+
+def test_painting_labels_is_undoable_and_reaches_every_pane(window, ct_and_labels):
+    window.open_path(ct_and_labels[0])
+    window.open_path(ct_and_labels[1])
+    seg = window.scene["seg"]
+    before = seg.data.copy()
+    seen = []
+    seg.changed.connect(seen.append)
+    window.label_mode.setCurrentText("paint")
+    window.label_value.setValue(5)
+    window.brush_size.setValue(3)
+    panes = window.slices.napari_layers(seg)
+    assert {nl.mode for nl in panes.values()} == {"paint"} and panes["axial"].selected_label == 5
+    axial = panes["axial"]
+    axial.paint((2, 3, 4), 5)  # a stroke in the axial pane, in data coordinates (z, y, x)
+    assert seg.data[2, 3, 4] == 5 and (seg.data != before).sum() > 0
+    assert "data" in seen  # 3D surfaces and the autosave hear about it
+    assert window.history.undo_text() == "paint 'seg'"
+    painted = seg.data.copy()
+    window.undo_action.trigger()
+    assert np.array_equal(seg.data, before)
+    window.redo_action.trigger()
+    assert np.array_equal(seg.data, painted)
+    window.label_mode.setCurrentText("navigate")
+    assert {nl.mode for nl in panes.values()} == {"pan_zoom"}

@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_menus()
         self._build_toolbar()
+        self._build_label_tools()
         self.scene.layer_added.connect(self._on_layer_added)
         self.scene.layer_removed.connect(self._on_layer_removed)
         self.scene.layer_changed.connect(self._on_layer_changed)
@@ -64,6 +65,9 @@ class MainWindow(QMainWindow):
         self.images = SliceView(self, images=True)
         self.view3d = Scene3DView(self)
         self.slices.set_fourth(self.view3d)
+        from kintsugi.gui.viewers.label_editing import LabelEditor
+
+        self.slices.label_editor = LabelEditor(self.slices, self.history)
         self.views = (self.view3d, self.slices, self.images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.slices)
@@ -222,6 +226,46 @@ class MainWindow(QMainWindow):
             action.setToolTip(f"Layout: {name}")
             action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
             bar.addAction(action)
+
+    def _build_label_tools(self) -> None:
+        """Paint / erase / fill for the selected label map (or the top one), in every slice pane."""
+        from qtpy.QtWidgets import QComboBox, QLabel, QSpinBox
+
+        bar = self.addToolBar("Label editing")
+        bar.setObjectName("label-toolbar")
+        bar.addWidget(QLabel(" Labels: ", bar))
+        self.label_mode = QComboBox(bar)
+        self.label_mode.addItems(["navigate", "paint", "erase", "fill"])
+        self.label_value = QSpinBox(bar)
+        self.label_value.setRange(1, 65535)
+        self.label_value.setPrefix("label ")
+        self.brush_size = QSpinBox(bar)
+        self.brush_size.setRange(1, 200)
+        self.brush_size.setValue(10)
+        self.brush_size.setPrefix("brush ")
+        for w in (self.label_mode, self.label_value, self.brush_size):
+            bar.addWidget(w)
+        self.label_mode.currentTextChanged.connect(lambda _: self.apply_label_tool())
+        self.label_value.valueChanged.connect(lambda _: self.apply_label_tool())
+        self.brush_size.valueChanged.connect(lambda _: self.apply_label_tool())
+
+    def edited_label_map(self):
+        from kintsugi.core import LabelMap
+
+        chosen = [x for x in self.scene.selection if isinstance(x, LabelMap)]
+        if chosen:
+            return chosen[0]
+        maps = [x for x in self.scene if isinstance(x, LabelMap)]
+        return maps[-1] if maps else None
+
+    def apply_label_tool(self) -> None:
+        layer = self.edited_label_map()
+        if layer is None:
+            if self.label_mode.currentText() != "navigate":
+                self.statusBar().showMessage("open or select a label map to edit", 4000)
+            return
+        mode = {"navigate": "pan_zoom"}.get(self.label_mode.currentText(), self.label_mode.currentText())
+        self.slices.label_editor.set_mode(layer, mode, self.label_value.value(), self.brush_size.value())
 
     def set_theme(self, name: str) -> None:
         """Dark or light for the window and the slice canvases (3D keeps its dark gradient for contrast)."""

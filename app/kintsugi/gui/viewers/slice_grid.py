@@ -301,6 +301,8 @@ class SliceGrid(QWidget):
         finally:
             self._syncing = False
         self._entries[id(layer)] = entry
+        if isinstance(layer, LabelMap) and getattr(self, "label_editor", None) is not None:
+            self.label_editor.attach(layer)
         self._update_bounds()
         if first:
             centre = layer.geometry.index_to_physical((np.array(layer.size_xyz) - 1) / 2.0)

@@ -1,0 +1,59 @@
+"""Painting label maps in the slice panes: paint, erase and fill, undoable from the Edit menu.
+
+napari's Labels layer does the painting (on the very array of our LabelMap, no copy) and records each
+stroke; we turn every stroke into one command of the window's UndoStack, refresh the other panes (they
+show the same array) and announce the edit so the 3D surfaces and the autosave follow.
+"""
+
+from __future__ import annotations
+
+from kintsugi.core import LabelMap
+from kintsugi.core.history import Command, UndoStack
+
+MODES = ("pan_zoom", "paint", "erase", "fill")
+
+
+class LabelEditor:
+    def __init__(self, grid, history: UndoStack | None) -> None:
+        self.grid = grid
+        self.history = history
+        self._replaying = False
+
+    def attach(self, layer: LabelMap) -> None:
+        for pane, nl in self.grid.napari_layers(layer).items():
+            nl.events.paint.connect(lambda event, pane=pane, nl=nl, layer=layer: self._on_stroke(layer, pane, nl))
+
+    def _refresh(self, layer: LabelMap, except_pane: str | None = None) -> None:
+        for pane, nl in self.grid.napari_layers(layer).items():
+            if pane != except_pane:
+                nl.refresh()
+
+    def _on_stroke(self, layer: LabelMap, pane: str, nl) -> None:
+        if self._replaying:
+            return
+        self._refresh(layer, except_pane=pane)
+        layer.changed.emit("data")
+
+        def replay(undo: bool) -> None:
+            self._replaying = True
+            try:
+                nl.undo() if undo else nl.redo()
+            finally:
+                self._replaying = False
+            self._refresh(layer)
+            layer.changed.emit("data")
+
+        if self.history is not None:
+            self.history.push(Command(f"paint '{layer.name}'", lambda: replay(False), lambda: replay(True)),
+                              applied=True)
+
+    def set_mode(self, layer: LabelMap, mode: str, label: int | None = None, brush_size: int | None = None) -> None:
+        """The same tool in every pane: a stroke in any view edits the one label map."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        for nl in self.grid.napari_layers(layer).values():
+            if label is not None:
+                nl.selected_label = int(label)
+            if brush_size is not None:
+                nl.brush_size = int(brush_size)
+            nl.mode = mode
