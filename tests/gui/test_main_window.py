@@ -153,6 +153,9 @@ def test_painting_labels_is_undoable_and_reaches_every_pane(window, ct_and_label
     window.brush_size.setValue(3)
     panes = window.slices.napari_layers(seg)
     assert {nl.mode for nl in panes.values()} == {"paint"} and panes["axial"].selected_label == 5
+    assert 5 in seg.labels  # a new label gets a name and a colour before it is painted
+    rgba = panes["axial"].colormap.map(np.array([5]))[0]
+    assert rgba[3] > 0 and np.allclose(rgba[:3], np.array(seg.labels[5].color) / 255, atol=0.02)
     axial = panes["axial"]
     axial.paint((2, 3, 4), 5)  # a stroke in the axial pane, in data coordinates (z, y, x)
     assert seg.data[2, 3, 4] == 5 and (seg.data != before).sum() > 0

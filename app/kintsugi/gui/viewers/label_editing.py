@@ -51,6 +51,13 @@ class LabelEditor:
         """The same tool in every pane: a stroke in any view edits the one label map."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if label is not None and int(label) not in layer.labels:
+            # A new label needs a name and a colour before its first stroke, or it would paint invisibly.
+            from kintsugi.core import LabelInfo
+            from kintsugi.core.layers import palette_color
+
+            layer.labels[int(label)] = LabelInfo(f"label {int(label)}", palette_color(len(layer.labels)))
+            self.grid.update(layer, "labels")
         for nl in self.grid.napari_layers(layer).values():
             if label is not None:
                 nl.selected_label = int(label)
