@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from kintsugi.system import pid_alive
+
 PREFIX = "kintsugi-rt-"
 THRESHOLD = 1 << 20
 """Arrays of at least this many bytes travel by shared memory; smaller ones are cheaper to pickle."""
@@ -194,16 +196,6 @@ def leftovers(prefix: str = PREFIX) -> list[Path]:
     return sorted(p for folder in segment_dirs() for p in folder.glob(prefix + "*"))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale() -> int:
     """Remove this user's ``kintsugi-rt-<pid>-…`` files whose owning process no longer exists.
 
@@ -213,7 +205,7 @@ def sweep_stale() -> int:
     n = 0
     for path in leftovers():
         pid_text = path.name[len(PREFIX):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
             continue
         try:
             if uid is not None and path.stat().st_uid != uid:

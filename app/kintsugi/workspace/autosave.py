@@ -46,8 +46,9 @@ from psygnal import Signal
 
 from kintsugi.core import Layer, Scene
 from kintsugi.io.jsonio import atomic_write_bytes
+from kintsugi.system import pid_alive
 from kintsugi.workspace.format import MANIFEST_ONLY_CHANGES, EncodedLayer, WorkspaceError, encode_layer, to_json
-from kintsugi.workspace.store import Snapshot, pid_alive, read_manifest, write_snapshot
+from kintsugi.workspace.store import Snapshot, read_manifest, write_snapshot
 
 log = logging.getLogger("kintsugi.workspace")
 

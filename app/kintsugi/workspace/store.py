@@ -25,6 +25,7 @@ from typing import Any
 
 from kintsugi.core import Layer, Scene
 from kintsugi.io.errors import KintsugiIOError
+from kintsugi.system import pid_alive
 from kintsugi.workspace.format import (
     DATA_DIR,
     FORMAT_NAME,
@@ -49,27 +50,6 @@ _STORED_SUFFIXES = (".gz", ".png", ".zip")  # already compressed: deflating agai
 def is_zip_path(path: str | Path) -> bool:
     """``*.zip`` (including ``*.kintsugi.zip``) saves as a zip; anything else as a folder."""
     return Path(path).name.lower().endswith(".zip")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (any owner)."""
-    if pid <= 0:
-        return False
-    try:
-        import psutil
-
-        return bool(psutil.pid_exists(pid))
-    except ImportError:
-        pass
-    if os.name != "posix":
-        return True  # cannot tell without psutil (os.kill would terminate it on Windows)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------------------------------------- save
