@@ -168,3 +168,20 @@ def test_painting_labels_is_undoable_and_reaches_every_pane(window, ct_and_label
     assert np.array_equal(seg.data, painted)
     window.label_mode.setCurrentText("navigate")
     assert {nl.mode for nl in panes.values()} == {"pan_zoom"}
+
+
+def test_bone_isosurface_of_a_volume_in_mm_and_undoable(window, ct_and_labels):
+    import trimesh
+
+    window.open_path(ct_and_labels[0])  # a block at 300 HU in air (-1000 HU)
+    mesh = window.add_isosurface(-350.0)  # half-way between them: the surface lies half a voxel out
+    assert mesh is not None and mesh in window.scene and window.view3d.actors_of(mesh)
+    lo, hi = mesh.bounds()
+    # The block spans voxels x 10..29, y 10..19, z 5..14 of a (0.8, 0.9, 2.0) mm grid at (10, 20, 30):
+    # the -350 crossing lies half-way to the neighbouring air voxels (linear interpolation).
+    assert np.allclose(lo, (10 + 9.5 * 0.8, 20 + 9.5 * 0.9, 30 + 4.5 * 2.0), atol=0.05)
+    assert np.allclose(hi, (10 + 29.5 * 0.8, 20 + 19.5 * 0.9, 30 + 14.5 * 2.0), atol=0.05)
+    assert trimesh.Trimesh(mesh.vertices, mesh.faces).is_watertight
+    window.undo_action.trigger()
+    assert mesh not in window.scene
+    assert window.add_isosurface(5000.0) is None and "reaches 5000" in window.log.toPlainText()

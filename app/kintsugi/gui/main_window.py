@@ -194,6 +194,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Isolate selected layers", self.isolate_selection, "Ctrl+I")
         self._action(view, "Show &all layers", self.show_all, "Ctrl+Shift+I")
         view.addSeparator()
+        self._action(view, "3D: &bone surface of the volume (300 HU)", lambda _=False: self.add_isosurface(300.0))
         self._action(view, "3D: &reset camera", lambda _=False: self.view3d.standard_view("reset"), "Ctrl+R")
         for i, name in enumerate(("anterior", "posterior", "left", "right", "superior", "inferior"), start=1):
             self._action(view, f"3D: from {name}", lambda _=False, n=name: self.view3d.standard_view(n), f"Ctrl+{i}")
@@ -530,6 +531,26 @@ class MainWindow(QMainWindow):
         self.scene.select([layer] if layer is not None else [])
         if layer is not None:
             self.statusBar().showMessage(f"selected {layer.name}", 4000)
+
+    def add_isosurface(self, level: float = 300.0):
+        """Surface of the selected (or top) volume at ``level``, added as an undoable Mesh layer."""
+        from kintsugi.core import Volume
+        from kintsugi.core.history import add_layer
+        from kintsugi.gui.viewers.scene3d import isosurface
+
+        chosen = [x for x in self.scene.selection if isinstance(x, Volume)] or \
+            [x for x in self.scene if isinstance(x, Volume)][-1:]
+        if not chosen:
+            self.report_error("open or select a volume to make its surface")
+            return None
+        try:
+            mesh = isosurface(chosen[0], level)
+        except ValueError as e:
+            self.report_error(str(e))
+            return None
+        self.history.push(add_layer(self.scene, mesh))
+        self.log_message(f"surface of {chosen[0].name} at {level:g}: {mesh.n_faces} triangles")
+        return mesh
 
     def isolate_selection(self) -> None:
         """Hide every layer but the selected ones (one undoable step)."""

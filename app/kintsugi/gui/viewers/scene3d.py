@@ -55,6 +55,23 @@ def label_surfaces(layer: LabelMap) -> pv.PolyData:
     return surf
 
 
+def isosurface(volume, level: float) -> Mesh:
+    """The surface where ``volume`` crosses ``level`` (e.g. bone at 300 HU), in physical mm (flying edges)."""
+    from kintsugi.core import Volume
+
+    if not isinstance(volume, Volume):
+        raise TypeError("an iso-surface needs a Volume")
+    g = volume.geometry
+    img = pv.ImageData(dimensions=volume.size_xyz, spacing=g.spacing, origin=g.origin, direction_matrix=g.direction)
+    img.point_data["values"] = np.ascontiguousarray(volume.data).ravel()
+    surf = img.contour([float(level)], scalars="values", method="flying_edges").triangulate()
+    if surf.n_cells == 0:
+        raise ValueError(f"no voxel of '{volume.name}' reaches {level:g}")
+    faces = np.asarray(surf.faces).reshape(-1, 4)[:, 1:]
+    return Mesh(name=f"{volume.name} surface {level:g}", vertices=np.asarray(surf.points, float), faces=faces,
+                color=(233, 220, 201))
+
+
 class Scene3DView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
