@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from bench.display import with_display
 from bench.results_table import Row, machine, today
 
 KINTSUGI = textwrap.dedent('''
@@ -50,8 +50,7 @@ NAPARI = textwrap.dedent('''
 
 def _measure(script: Path, env: dict) -> float:
     cmd = [sys.executable, str(script)]
-    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+    cmd = with_display(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("{")), None)
     if line is None:

@@ -7,12 +7,12 @@ Runs the window in a subprocess; without a display it starts one with ``xvfb-run
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from bench.display import with_display
 from bench.results_table import Row, machine, today
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +59,7 @@ def run(workdir: Path, repeats: int = 3, seconds: float = 20.0) -> list[Row]:
     env = dict(os.environ, KINTSUGI_PLUGIN_PATH=str(REPO / "tests" / "gui" / "test_plugins"),
                KINTSUGI_CACHE=str(workdir / "cache"))
     cmd = [sys.executable, str(script), str(seconds)]
-    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+    cmd = with_display(cmd)
     worst, p99 = [], []
     for _ in range(repeats):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds * 4 + 120)

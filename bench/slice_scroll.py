@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from bench.display import with_display
 from bench.results_table import Row, machine, today
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,8 +109,7 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
              ("single", True, "single SliceView (reference), CT + label map")]
     for view, with_labels, what in cases:
         cmd = [sys.executable, str(script), json.dumps(SHAPE), str(STEPS), "1" if with_labels else "0", view]
-        if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-            cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+        cmd = with_display(cmd)
         rates = []
         for _ in range(repeats):
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=600)

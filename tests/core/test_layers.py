@@ -100,3 +100,19 @@ def test_layer_set_validates_and_announces():
     assert seen == ["opacity", "visible"]
     with pytest.raises(AttributeError):
         v.set(colour="red")
+
+
+def test_display_changes_skip_validation_and_bad_changes_leave_the_layer_intact(monkeypatch):
+    lm = LabelMap(data=np.zeros((3, 3, 3), np.uint8))
+    calls = []
+    monkeypatch.setattr(LabelMap, "validate", lambda self: calls.append(1))
+    lm.set(opacity=0.5, visible=False, name="seg")
+    assert calls == []  # no pass over the data for display state
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="opacity"):
+        lm.set(opacity=2.0)
+    assert lm.opacity == 0.5
+    v = Volume(data=np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="3D"):
+        v.set(data=np.zeros((2, 2)))
+    assert v.data.shape == (2, 2, 2)

@@ -65,3 +65,17 @@ def test_folder_of_pieces_opens_as_one_fragments_layer(tmp_path):
     assert isinstance(frags, Fragments)
     assert [f.name for f in frags] == ["a", "b", "c"]
     assert isinstance(frags["b"].geometry, PointCloud)
+
+
+def test_mislabelled_mesh_opens_by_content_and_leaves_no_temporary_files(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    write_mesh(_box_mesh(), tmp_path / "box.ply")
+    (tmp_path / "box.obj").write_bytes((tmp_path / "box.ply").read_bytes())  # PLY bytes, OBJ name
+    before = set(Path(tempfile.gettempdir()).glob("kintsugi-*"))
+    (mesh,) = open_path(tmp_path / "box.obj")
+    assert isinstance(mesh, Mesh) and mesh.n_faces == 12
+    assert mesh.metadata["source"] == str(tmp_path / "box.obj")
+    assert "content is PLY" in mesh.metadata["warning"]
+    assert set(Path(tempfile.gettempdir()).glob("kintsugi-*")) == before

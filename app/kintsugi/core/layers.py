@@ -84,13 +84,31 @@ class Layer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    # Display state: changing it never needs the data re-validated (which for a big label map means a
+    # full np.unique) -- an opacity slider or an undo must stay instant.
+    _DISPLAY_ATTRS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "visible", "opacity", "color", "metadata", "provenance"})
+
     def set(self, **changes: Any) -> None:
-        """Change attributes and announce each one; the only mutation path views need to watch."""
-        for key, value in changes.items():
+        """Change attributes and announce each one; the only mutation path views need to watch.
+
+        Invalid changes raise and leave the layer as it was.
+        """
+        for key in changes:
             if not hasattr(self, key):
                 raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+        if "opacity" in changes and not 0.0 <= float(changes["opacity"]) <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {changes['opacity']}")
+        before = {key: getattr(self, key) for key in changes}
+        for key, value in changes.items():
             setattr(self, key, value)
-        self.validate()
+        if set(changes) - self._DISPLAY_ATTRS:
+            try:
+                self.validate()
+            except Exception:
+                for key, value in before.items():
+                    setattr(self, key, value)
+                raise
         for key in changes:
             self.changed.emit(key)
 

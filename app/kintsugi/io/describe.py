@@ -28,10 +28,9 @@ def describe_path(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"path": str(path), "kind": "folder" if path.is_dir() else "file", "layers": []}
     for layer in layers:
         facts = layer.describe()
-        for key in ("warning",):
-            if key in layer.metadata:
-                facts[key] = str(layer.metadata[key])
         meta = layer.metadata
+        if "warning" in meta:
+            facts["warning"] = str(meta["warning"])
         if meta.get("transfer_syntax"):
             facts["transfer syntax"] = meta["transfer_syntax"]
         if meta.get("monochrome1_inverted"):

@@ -322,8 +322,7 @@ def read_dicom_series(folder: str | Path, series: SeriesInfo | None = None) -> V
     if not found:
         raise UnsupportedFormatError(folder, "no readable DICOM files in this folder")
     chosen = series or found[0]
-    others = [s.label() for s in found if s is not chosen and s.uid != chosen.uid or (
-        s is not chosen and s.uid == chosen.uid)]
+    others = [s.label() for s in found if s is not chosen]
     if chosen.n_files == 1:
         layer = read_dicom_file(chosen.files[0])
         layer.metadata["other_series"] = others

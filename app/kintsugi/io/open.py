@@ -79,9 +79,7 @@ def _read_as(path: Path, fmt: str) -> list[Layer]:
 
         return [read_image(path)]
     if fmt in MESH_FORMATS:
-        from kintsugi.io.mesh import read_mesh
-
-        return read_mesh(_with_suffix_hint(path, fmt))
+        return _read_mesh_named_as(path, fmt)
     if fmt == "json":
         return [_read_json_table(path)]
     if fmt == "text":
@@ -89,21 +87,26 @@ def _read_as(path: Path, fmt: str) -> list[Layer]:
     raise UnsupportedFormatError(path, f"{_NAMES.get(fmt, fmt)} files are not supported")
 
 
-def _with_suffix_hint(path: Path, fmt: str) -> Path:
-    """trimesh picks its parser by extension; a mislabelled mesh is read through a correctly named link."""
+def _read_mesh_named_as(path: Path, fmt: str) -> list[Layer]:
+    """trimesh picks its parser by extension; a mislabelled mesh is read through a correctly named link
+    in a temporary folder that is removed afterwards. Layers keep the real file as their source."""
+    from kintsugi.io.mesh import read_mesh
+
     if path.suffix.lower() == f".{fmt}":
-        return path
+        return read_mesh(path)
+    import shutil
     import tempfile
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="kintsugi-"))
-    link = tmpdir / f"{path.stem}.{fmt}"
-    try:
-        link.symlink_to(path.resolve())
-    except OSError:
-        import shutil
-
-        shutil.copyfile(path, link)
-    return link
+    with tempfile.TemporaryDirectory(prefix="kintsugi-") as tmp:
+        link = Path(tmp) / f"{path.stem}.{fmt}"
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:
+            shutil.copyfile(path, link)
+        layers = read_mesh(link)
+    for layer in layers:
+        layer.metadata["source"] = str(path)
+    return layers
 
 
 def _read_json_table(path: Path) -> Table:

@@ -102,9 +102,13 @@ class LayersPanel(QWidget):
             item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
         elif what == "name":
             item.setText(layer.name)
-        self._decorate(item, layer)
+        # Facts (value ranges) cost a pass over the data: refresh them only when the data or name changed,
+        # not on every opacity step of a slider drag.
+        refresh = what not in ("visible", "opacity")
+        if refresh:
+            self._decorate(item, layer)
         self.list.blockSignals(False)
-        if self.current() is layer:
+        if refresh and self.current() is layer:
             self._show_properties(layer)
 
     # -- list -> scene (through the undo stack) ---------------------------------------------------
