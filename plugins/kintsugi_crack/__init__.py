@@ -1,0 +1,1 @@
+"""Kintsugi crack plugin (work in progress)."""

@@ -1,0 +1,2 @@
+def placeholder() -> None:
+    raise NotImplementedError("being written")

@@ -1,0 +1,1 @@
+"""Kintsugi dental plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""Kintsugi reassembly plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""Kintsugi spine plugin (work in progress)."""
