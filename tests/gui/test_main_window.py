@@ -35,6 +35,16 @@ def ct_and_labels(tmp_path):
             write_volume(LabelMap(data=labels, geometry=g), tmp_path / "seg.nii.gz"))
 
 
+def test_canvases_are_made_when_the_first_layer_needs_them(window, ct_and_labels):
+    """A fresh window shows its welcome page and has made no napari or VTK canvas: that is its cold start."""
+    assert window.views == ()
+    assert window.welcome.isVisible()
+    window.open_path(ct_and_labels[0])
+    assert len(window.views) == 3
+    assert not window.welcome.isVisible()
+    assert window.slices.isVisible()
+
+
 def test_volume_and_labels_reach_dock_and_slice_view(window, ct_and_labels):
     for p in ct_and_labels:
         window.open_path(p)
@@ -185,3 +195,31 @@ def test_bone_isosurface_of_a_volume_in_mm_and_undoable(window, ct_and_labels):
     window.undo_action.trigger()
     assert mesh not in window.scene
     assert window.add_isosurface(5000.0) is None and "reaches 5000" in window.log.toPlainText()
+
+
+def test_layers_dock_colormap_and_contrast_reach_the_panes_and_undo(window, ct_and_labels):
+    window.open_path(ct_and_labels[0])
+    ct = window.scene[0]
+    window.layers_panel.list.item(0).setSelected(True)
+    panel = window.layers_panel
+    assert panel.colormap.isEnabled() and panel.contrast_low.isEnabled()
+    panel._set_colormap("viridis")
+    nls = [pane.model.layers["ct"] for pane in window.slices.panes.values()]
+    assert ct.colormap == "viridis" and all(nl.colormap.name == "viridis" for nl in nls)
+    panel.contrast_low.setValue(-200)
+    panel.contrast_high.setValue(600)
+    panel._contrast_edited()
+    assert ct.contrast == (-200, 600)
+    assert all(tuple(nl.contrast_limits) == (-200, 600) for nl in nls)
+    window.history.undo()
+    assert ct.contrast is None and tuple(nls[0].contrast_limits) != (-200, 600)
+    window.history.undo()
+    assert ct.colormap == "gray" and nls[0].colormap.name == "gray"
+    # A preset is the same state: the layer holds it, the dock shows it.
+    window.slices.apply_preset("bone")
+    assert ct.contrast == (-100.0, 900.0)
+    assert panel.contrast_low.value() == -100.0 and panel.contrast_high.value() == 900.0
+    # Inverted limits are refused and the boxes go back.
+    panel.contrast_low.setValue(1000)
+    panel._contrast_edited()
+    assert ct.contrast == (-100.0, 900.0) and panel.contrast_low.value() == -100.0

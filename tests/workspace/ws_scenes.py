@@ -47,7 +47,8 @@ def build_scene() -> Scene:
     oblique = Geometry((0.7, 0.8123456789, 1.25), (-123.456789012, 45.6, 7.8), rotation(0.1, 0.2, 0.3))
     ct = rng.integers(-1024, 3000, (6, 7, 8)).astype(np.int16)
     scene.add(Volume(name="ct", data=ct, geometry=oblique, modality="CT", unit="HU",
-                     metadata={"PatientID": "anon", "window": [40, 400], "nested": {"k": 1.5}}))
+                     metadata={"PatientID": "anon", "window": [40, 400], "nested": {"k": 1.5}},
+                     colormap="viridis", contrast=(-100.0, 900.0)))
 
     seg = np.zeros((6, 7, 8), np.uint16)
     seg[1:3, 2:5, 2:6] = 1
@@ -128,6 +129,7 @@ def assert_same_layer(a, b) -> None:
         _same_geometry(a.geometry, b.geometry)
     if isinstance(a, (Volume, Image2D)):
         assert (a.modality, a.unit) == (b.modality, b.unit)
+        assert (a.colormap, a.contrast) == (b.colormap, b.contrast)
     if isinstance(a, LabelMap):
         assert a.labels == b.labels
     if isinstance(a, (Mesh, PointCloud)):

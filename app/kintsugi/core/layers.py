@@ -87,7 +87,7 @@ class Layer:
     # Display state: changing it never needs the data re-validated (which for a big label map means a
     # full np.unique) -- an opacity slider or an undo must stay instant.
     _DISPLAY_ATTRS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "visible", "opacity", "color", "metadata", "provenance"})
+        {"name", "visible", "opacity", "color", "metadata", "provenance", "colormap", "contrast"})
 
     def set(self, **changes: Any) -> None:
         """Change attributes and announce each one; the only mutation path views need to watch.
@@ -99,6 +99,11 @@ class Layer:
                 raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
         if "opacity" in changes and not 0.0 <= float(changes["opacity"]) <= 1.0:
             raise ValueError(f"opacity must be in [0, 1], got {changes['opacity']}")
+        if changes.get("contrast") is not None:
+            lo, hi = (float(v) for v in changes["contrast"])
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ValueError(f"contrast needs finite low < high, got {changes['contrast']}")
+            changes["contrast"] = (lo, hi)
         before = {key: getattr(self, key) for key in changes}
         for key, value in changes.items():
             setattr(self, key, value)
@@ -184,6 +189,8 @@ class Volume(_GridLayer):
     kind: ClassVar[str] = "volume"
     modality: str = "unknown"
     unit: str = ""
+    colormap: str = "gray"  # display: a napari colormap name
+    contrast: tuple[float, float] | None = None  # display: value range mapped to the colormap; None = automatic
 
     def validate(self) -> None:
         super().validate()
@@ -241,6 +248,8 @@ class Image2D(Layer):
     geometry: Geometry = field(default_factory=lambda: Geometry((1.0, 1.0), (0.0, 0.0), np.eye(2)))
     modality: str = "photo"
     unit: str = ""
+    colormap: str = "gray"  # display (grey images only): a napari colormap name
+    contrast: tuple[float, float] | None = None  # display: value range mapped to the colormap; None = automatic
 
     def validate(self) -> None:
         if not isinstance(self.data, np.ndarray):

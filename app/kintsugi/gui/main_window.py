@@ -14,6 +14,7 @@ from qtpy.QtGui import QAction, QKeySequence
 from qtpy.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
@@ -25,8 +26,14 @@ from kintsugi import __version__
 from kintsugi.core import Layer, Scene
 from kintsugi.core.history import UndoStack
 from kintsugi.gui.panels.layers import LayersPanel
+from kintsugi.gui.viewers.kinds import shown_in_3d, shown_in_image_pane, shown_in_slices
 from kintsugi.io import KintsugiIOError, open_path
 from kintsugi.samples import list_samples
+
+WELCOME = ("<h2>Kintsugi</h2><p>Open a scan, a photo or a folder of fragments with <b>File ▸ Open</b> (Ctrl+O),"
+           " drop files here, or make one from <b>File ▸ Samples</b>.</p>"
+           "<p>Volumes appear in linked axial, sagittal and coronal panes with the 3D view beside them; "
+           "meshes and fragments in 3D; photos and radiographs in a 2D pane.</p>")
 
 
 class MainWindow(QMainWindow):
@@ -49,32 +56,74 @@ class MainWindow(QMainWindow):
         self.scene.layer_removed.connect(self._on_layer_removed)
         self.scene.layer_changed.connect(self._on_layer_changed)
         self.scene.selection_changed.connect(self._on_selection_changed)
-        self.view3d.enable_picking(self._on_pick)
         self.statusBar().showMessage("Ready. Open a file (Ctrl+O) or a sample (File ▸ Samples).")
         self._start_autosave()
 
     # -- construction -------------------------------------------------------------------------
     def _build_views(self) -> None:
+        # The canvases (three napari panes, a VTK view, the image pane) and the libraries behind them cost
+        # about two seconds to import and create, so the window starts with a welcome page and makes them
+        # when the first layer that needs them arrives (or a layout asks for them).
+        self._slices = self._images = self._view3d = None
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.welcome = QLabel(WELCOME, self)
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setWordWrap(True)
+        self.welcome.setObjectName("welcome")
+        self.splitter.addWidget(self.welcome)
+        self.setCentralWidget(self.splitter)
+
+    def _ensure_views(self) -> None:
+        if self._slices is not None:
+            return
+        from kintsugi.gui.viewers.label_editing import LabelEditor
         from kintsugi.gui.viewers.scene3d import Scene3DView
         from kintsugi.gui.viewers.slice_grid import SliceGrid
         from kintsugi.gui.viewers.slices import SliceView
 
+        self.statusBar().showMessage("Preparing the views…")
         # Slicer's four-up: axial, sagittal, coronal linked panes with the 3D view in the fourth cell;
         # photos and radiographs get their own pane (their pixels are not patient millimetres).
-        self.slices = SliceGrid(self)  # first: its GL queries must run before VTK owns a context
-        self.images = SliceView(self, images=True)
-        self.view3d = Scene3DView(self)
-        self.slices.set_fourth(self.view3d)
-        from kintsugi.gui.viewers.label_editing import LabelEditor
-
-        self.slices.label_editor = LabelEditor(self.slices, self.history)
-        self.views = (self.view3d, self.slices, self.images)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.addWidget(self.slices)
-        self.splitter.addWidget(self.images)
-        self.slices.cursor_info.connect(self._show_cursor_info)
-        self.setCentralWidget(self.splitter)
+        slices = SliceGrid(self)  # first: its GL queries must run before VTK owns a context
+        images = SliceView(self, images=True)
+        view3d = Scene3DView(self)
+        slices.set_fourth(view3d)
+        slices.label_editor = LabelEditor(slices, self.history)
+        slices.cursor_info.connect(self._show_cursor_info)
+        view3d.enable_picking(self._on_pick)
+        self._slices, self._images, self._view3d = slices, images, view3d
+        for view in self.views:
+            model = getattr(view, "model", None)
+            if model is not None:
+                model.theme = getattr(self, "theme", "dark")
+        self.welcome.hide()
+        self.splitter.addWidget(slices)
+        self.splitter.addWidget(images)
         self._refresh_panes()
+        self.statusBar().clearMessage()
+
+    @property
+    def slices(self):
+        """The four-up slice grid (made on first use)."""
+        self._ensure_views()
+        return self._slices
+
+    @property
+    def images(self):
+        """The 2D image pane (made on first use)."""
+        self._ensure_views()
+        return self._images
+
+    @property
+    def view3d(self):
+        """The 3D view, in the slice grid's fourth cell (made on first use)."""
+        self._ensure_views()
+        return self._view3d
+
+    @property
+    def views(self) -> tuple:
+        """The views made so far: asking does not make them."""
+        return tuple(v for v in (self._view3d, self._slices, self._images) if v is not None)
 
     def _build_docks(self) -> None:
         from kintsugi.gui.panels.jobs import JobsPanel
@@ -492,7 +541,8 @@ class MainWindow(QMainWindow):
             self.save_screenshot(path)
 
     def save_screenshot(self, path: str | Path) -> Path:
-        self.view3d.plotter.render()
+        if self._view3d is not None:
+            self._view3d.plotter.render()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.grab().save(str(path))
@@ -502,6 +552,9 @@ class MainWindow(QMainWindow):
     # -- scene -> views -------------------------------------------------------------------------
     def _views_for(self, layer: Layer) -> list:
         """Every view that shows this kind of layer (a label map: slices and its surfaces in 3D)."""
+        if not (shown_in_3d(layer) or shown_in_slices(layer) or shown_in_image_pane(layer)):
+            return []
+        self._ensure_views()
         return [view for view in self.views if view.supports(layer)]
 
     def _on_layer_added(self, layer: Layer, index: int) -> None:
@@ -516,16 +569,21 @@ class MainWindow(QMainWindow):
         self._refresh_panes()
 
     def _on_layer_removed(self, layer: Layer, index: int) -> None:
-        for view in self._views_for(layer):
+        for view in self.views:
+            if not view.supports(layer):
+                continue
             view.remove(layer)
         self._refresh_panes()
 
     def _on_layer_changed(self, layer: Layer, what: str) -> None:
-        for view in self._views_for(layer):
+        for view in self.views:
+            if not view.supports(layer):
+                continue
             view.update(layer, what)
 
     def _on_selection_changed(self, layers: list) -> None:
-        self.view3d.highlight(layers)
+        if self._view3d is not None:
+            self._view3d.highlight(layers)
 
     def _on_pick(self, layer: Layer | None) -> None:
         self.scene.select([layer] if layer is not None else [])
@@ -588,10 +646,12 @@ class MainWindow(QMainWindow):
         """Show the panes the layout names, or (no layout chosen) every pane that has something to show."""
         layout = getattr(self, "_layout", None)
         if layout is None:
+            if self._slices is None:
+                return  # the welcome page until something is opened
             layers = list(self.scene)
-            show3d = any(self.view3d.supports(x) for x in layers)
-            show_slices = any(self.slices.supports(x) for x in layers)
-            show_image = any(self.images.supports(x) for x in layers)
+            show3d = any(shown_in_3d(x) for x in layers)
+            show_slices = any(shown_in_slices(x) for x in layers)
+            show_image = any(shown_in_image_pane(x) for x in layers)
             if not (show3d or show_slices or show_image):
                 show3d = True
         else:
@@ -629,6 +689,8 @@ class MainWindow(QMainWindow):
         if name is not None and name not in self._LAYOUTS:
             raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(self._LAYOUTS)}")
         self._layout = name
+        if name is not None:
+            self._ensure_views()
         self._refresh_panes()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming

@@ -57,8 +57,22 @@ DATA_DIR = "data"
 # What a layer's ``changed`` signal may name without its data files needing a rewrite: these live in
 # workspace.json only. Anything else (``data``, ``geometry``, ``items``, names we do not know) does.
 MANIFEST_ONLY_CHANGES = frozenset(
-    {"name", "visible", "opacity", "metadata", "provenance", "labels", "color", "unit", "modality", "pose"}
+    {"name", "visible", "opacity", "metadata", "provenance", "labels", "color", "unit", "modality", "pose",
+     "colormap", "contrast"}
 )
+DISPLAY_ATTRS = ("colormap", "contrast")  # per-type display state, stored under the entry's "display"
+
+
+def _apply_display(layer: Layer, display: dict[str, Any]) -> None:
+    """Restore colormap and contrast; a bad value is ignored (display state is never worth failing a load)."""
+    for key in DISPLAY_ATTRS:
+        if key in display and hasattr(layer, key):
+            value = display[key]
+            try:
+                layer.set(**{key: None if value is None else (tuple(float(v) for v in value)
+                                                              if key == "contrast" else str(value))})
+            except (TypeError, ValueError):
+                log.warning("workspace: ignoring bad %s %r of layer %r", key, value, layer.name)
 
 
 class WorkspaceError(KintsugiIOError):
@@ -179,7 +193,7 @@ def _common(layer: Layer, kind: str, where: str, notes: list[str]) -> dict[str, 
         p = layer.provenance
         raw = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
         prov = to_json(raw, f"{where} provenance", notes)
-    return {
+    entry = {
         "type": kind,
         "name": str(layer.name),
         "visible": bool(layer.visible),
@@ -187,6 +201,11 @@ def _common(layer: Layer, kind: str, where: str, notes: list[str]) -> dict[str, 
         "metadata": meta if isinstance(meta, dict) else {},
         "provenance": prov if isinstance(prov, dict) else None,
     }
+    display = {key: getattr(layer, key) for key in DISPLAY_ATTRS if hasattr(layer, key)}
+    if display:
+        entry["display"] = {k: (None if v is None else [float(x) for x in v]) if k == "contrast" else v
+                            for k, v in display.items()}
+    return entry
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -366,7 +385,11 @@ class _Reader:
         }.get(kind)
         if decode is None:
             raise self.error(f"{where}: unknown layer type {kind!r}", file=MANIFEST)
-        return decode(entry, where)
+        layer = decode(entry, where)
+        display = entry.get("display")
+        if isinstance(display, dict):
+            _apply_display(layer, display)
+        return layer
 
     @staticmethod
     def _common(entry: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Layers dock: visibility, rename, delete, opacity, colour and facts of each layer.
+"""The Layers dock: visibility, rename, delete, opacity, colour, colormap, contrast and facts of each layer.
 
 Every edit goes through the window's UndoStack, so Ctrl+Z brings back a deleted layer (the same
 object, in its place) as well as a rename or an opacity change.
@@ -10,6 +10,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor, QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,8 +23,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from kintsugi.core import Layer, Mesh, PointCloud, Scene
+from kintsugi.core import Image2D, Layer, Mesh, PointCloud, Scene, Volume
 from kintsugi.core.history import UndoStack, remove_layer, set_attributes
+from kintsugi.gui.viewers.napari_util import COLORMAPS, initial_contrast
 
 _ICONS = {"volume": "▦", "labels": "◩", "image": "▣", "mesh": "◆", "points": "⁘", "fragments": "❖", "table": "☰"}
 
@@ -54,6 +57,25 @@ class LayersPanel(QWidget):
         self.color_button = QPushButton("colour…", self)
         self.color_button.clicked.connect(self._choose_color)
         props.addRow("colour", self.color_button)
+        self.colormap = QComboBox(self)
+        self.colormap.addItems(COLORMAPS)
+        self.colormap.setToolTip("How values map to colours (volumes and grey images)")
+        self.colormap.activated.connect(lambda _i: self._set_colormap(self.colormap.currentText()))
+        props.addRow("colormap", self.colormap)
+        contrast = QHBoxLayout()
+        self.contrast_low, self.contrast_high = QDoubleSpinBox(self), QDoubleSpinBox(self)
+        for box, tip in ((self.contrast_low, "value shown black"), (self.contrast_high, "value shown white")):
+            box.setRange(-1e9, 1e9)
+            box.setDecimals(1)
+            box.setKeyboardTracking(False)
+            box.setToolTip(tip + " (or drag with the right mouse button in a slice pane)")
+            box.editingFinished.connect(self._contrast_edited)
+            contrast.addWidget(box)
+        self.contrast_auto = QPushButton("auto", self)
+        self.contrast_auto.setToolTip("Back to the automatic contrast")
+        self.contrast_auto.clicked.connect(lambda: self.set_contrast(self.current(), None))
+        contrast.addWidget(self.contrast_auto)
+        props.addRow("contrast", contrast)
         layout.addLayout(props)
         self.info = QLabel(self)
         self.info.setWordWrap(True)
@@ -104,7 +126,9 @@ class LayersPanel(QWidget):
             item.setText(layer.name)
         # Facts (value ranges) cost a pass over the data: refresh them only when the data or name changed,
         # not on every opacity step of a slider drag.
-        refresh = what not in ("visible", "opacity")
+        refresh = what not in ("visible", "opacity", "colormap", "contrast")
+        if what in ("colormap", "contrast") and self.current() is layer:
+            self._show_display(layer)
         if refresh:
             self._decorate(item, layer)
         self.list.blockSignals(False)
@@ -164,6 +188,7 @@ class LayersPanel(QWidget):
         self.opacity.setEnabled(enabled)
         self.delete_button.setEnabled(bool(self.list.selectedItems()))
         self.color_button.setEnabled(isinstance(layer, Mesh | PointCloud))
+        self._show_display(layer)
         if layer is None:
             self.info.setText("")
             return
@@ -210,3 +235,49 @@ class LayersPanel(QWidget):
 
     def set_color(self, layer: Mesh | PointCloud, rgb: tuple[int, int, int]) -> None:
         self.history.push(set_attributes(layer, f"colour of '{layer.name}'", color=tuple(rgb)))
+
+    # -- colormap and contrast (volumes, grey images) -------------------------------------------
+    @staticmethod
+    def _has_display(layer: Layer | None) -> bool:
+        return isinstance(layer, Volume) or (isinstance(layer, Image2D) and not layer.is_rgb)
+
+    def _show_display(self, layer: Layer | None) -> None:
+        enabled = self._has_display(layer)
+        for w in (self.colormap, self.contrast_low, self.contrast_high, self.contrast_auto):
+            w.setEnabled(enabled)
+        if not enabled:
+            return
+        self.colormap.blockSignals(True)
+        if self.colormap.findText(layer.colormap) < 0:
+            self.colormap.addItem(layer.colormap)
+        self.colormap.setCurrentText(layer.colormap)
+        self.colormap.blockSignals(False)
+        lo, hi = layer.contrast or initial_contrast(layer.data, layer)
+        decimals = 1 if max(abs(lo), abs(hi)) >= 10 else 4
+        for box, value in ((self.contrast_low, lo), (self.contrast_high, hi)):
+            box.blockSignals(True)
+            box.setDecimals(decimals)
+            box.setValue(value)
+            box.blockSignals(False)
+
+    def _set_colormap(self, name: str) -> None:
+        layer = self.current()
+        if self._has_display(layer) and name != layer.colormap:
+            self.history.push(set_attributes(layer, f"colormap of '{layer.name}'", colormap=name))
+
+    def _contrast_edited(self) -> None:
+        layer = self.current()
+        if not self._has_display(layer):
+            return
+        lo, hi = self.contrast_low.value(), self.contrast_high.value()
+        if lo >= hi:
+            self._show_display(layer)  # refuse quietly: the boxes go back to the layer's values
+            return
+        current = layer.contrast or initial_contrast(layer.data, layer)
+        if (lo, hi) != tuple(round(v, self.contrast_low.decimals()) for v in current):
+            self.set_contrast(layer, (lo, hi))
+
+    def set_contrast(self, layer: Layer | None, limits: tuple[float, float] | None) -> None:
+        """Undoable contrast change; ``None`` returns to the automatic contrast."""
+        if self._has_display(layer) and limits != layer.contrast:
+            self.history.push(set_attributes(layer, f"contrast of '{layer.name}'", contrast=limits))

@@ -66,3 +66,14 @@ def make_current(qt_viewer) -> None:
     canvas = getattr(qt_viewer.canvas, "_scene_canvas", None)
     if canvas is not None and qt_viewer.canvas.native.isVisible():
         canvas.set_current()
+
+
+# Offered in the Layers dock: perceptual maps for quantities, grey for anatomy, fire/ice for overlays.
+COLORMAPS = ("gray", "gray_r", "viridis", "magma", "inferno", "plasma", "turbo", "fire", "ice", "twilight")
+
+
+def safe_colormap(name: str) -> str:
+    """A colormap napari knows: an unknown name (a workspace from a newer version) falls back to grey."""
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    return name if name in AVAILABLE_COLORMAPS else "gray"

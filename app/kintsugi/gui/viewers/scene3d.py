@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from kintsugi.core import Fragments, LabelMap, Layer, Mesh, PointCloud
 from kintsugi.core.layers import palette_color
+from kintsugi.gui.viewers.kinds import shown_in_3d
 
 # Camera directions in LPS (x to the patient's left, y to the back, z up): (view vector, view-up).
 STANDARD_VIEWS = {
@@ -23,7 +24,6 @@ STANDARD_VIEWS = {
     "left": ((1, 0, 0), (0, 0, 1)), "right": ((-1, 0, 0), (0, 0, 1)),
     "superior": ((0, 0, 1), (0, -1, 0)), "inferior": ((0, 0, -1), (0, -1, 0)),
 }
-MAX_SURFACE_VOXELS = 200_000_000  # label maps larger than this are not surfaced automatically
 
 
 def to_polydata(geom: Mesh | PointCloud, pose: np.ndarray | None = None) -> pv.PolyData:
@@ -111,9 +111,7 @@ class Scene3DView(QWidget):
             self.on_pick(layer)
 
     def supports(self, layer: Layer) -> bool:
-        if isinstance(layer, LabelMap):
-            return layer.data.size <= MAX_SURFACE_VOXELS
-        return isinstance(layer, Mesh | PointCloud | Fragments)
+        return shown_in_3d(layer)
 
     def add(self, layer: Layer) -> None:
         actors = []

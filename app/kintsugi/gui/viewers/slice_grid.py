@@ -46,6 +46,7 @@ from kintsugi.gui.viewers.napari_util import (
     make_current,
     napari_affine,
     prime_gl_queries,
+    safe_colormap,
 )
 
 # napari world axes: 0 = z (+superior), 1 = y (+posterior), 2 = x (+patient left).
@@ -281,7 +282,7 @@ class SliceGrid(QWidget):
         entry = _Entry(layer)
         affine = napari_affine(layer)
         if isinstance(layer, Volume):
-            limits = initial_contrast(layer.data, layer)
+            limits = layer.contrast or initial_contrast(layer.data, layer)
             sample = layer.data.reshape(-1)[:: max(1, layer.data.size // 1_000_000)]
             entry.value_range = (float(sample.min()), float(sample.max())) if sample.size else (0.0, 1.0)
         self._syncing = True
@@ -294,7 +295,7 @@ class SliceGrid(QWidget):
                                                colormap=label_colormap(layer), opacity=0.5 * layer.opacity)
                 else:
                     nl = pane.model.add_image(layer.data, name=layer.name, affine=affine, contrast_limits=limits,
-                                              colormap="gray", opacity=layer.opacity)
+                                              colormap=safe_colormap(layer.colormap), opacity=layer.opacity)
                 nl.visible = layer.visible
                 entry.napari[name] = nl
                 self._by_napari[id(nl)] = entry
@@ -348,6 +349,10 @@ class SliceGrid(QWidget):
                 nl.name = layer.name
             elif what == "labels" and isinstance(layer, LabelMap):
                 nl.colormap = label_colormap(layer)
+            elif what == "colormap" and isinstance(layer, Volume):
+                nl.colormap = safe_colormap(layer.colormap)
+            elif what == "contrast" and isinstance(layer, Volume):
+                nl.contrast_limits = layer.contrast or initial_contrast(layer.data, layer)
 
     def close_viewer(self) -> None:
         self._redraw_timer.stop()
@@ -568,6 +573,7 @@ class SliceGrid(QWidget):
         limits = wl.contrast_limits(width, level)
         for nl in entry.napari.values():
             nl.contrast_limits = limits
+        entry.layer.set(contrast=limits)  # the layer holds it too: the Layers dock shows it, workspaces keep it
         self.window_level_changed.emit(entry.layer, float(width), float(level))
 
     def apply_preset(self, name: str, layer: Volume | None = None) -> None:

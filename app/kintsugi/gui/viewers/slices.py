@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from kintsugi.core import Image2D, LabelMap, Layer, Volume
 from kintsugi.gui.viewers.napari_util import initial_contrast as _contrast
 from kintsugi.gui.viewers.napari_util import label_colormap as _label_colormap
-from kintsugi.gui.viewers.napari_util import make_current
+from kintsugi.gui.viewers.napari_util import make_current, safe_colormap
 from kintsugi.gui.viewers.napari_util import napari_affine as napari_affine
 from kintsugi.gui.viewers.napari_util import prime_gl_queries as _prime_gl_queries
 
@@ -51,8 +51,8 @@ class SliceView(QWidget):
                                        colormap=_label_colormap(layer), opacity=0.5 * layer.opacity)
         elif isinstance(layer, Volume):
             nl = self.model.add_image(layer.data, name=layer.name, affine=napari_affine(layer),
-                                      contrast_limits=_contrast(layer.data, layer), colormap="gray",
-                                      opacity=layer.opacity)
+                                      contrast_limits=layer.contrast or _contrast(layer.data, layer),
+                                      colormap=safe_colormap(layer.colormap), opacity=layer.opacity)
         elif isinstance(layer, Image2D):
             sx, sy = layer.geometry.spacing
             if layer.name.endswith("_mask") and layer.data.ndim == 2 and set(np.unique(layer.data)) <= {0, 255}:
@@ -61,8 +61,9 @@ class SliceView(QWidget):
             elif layer.is_rgb:
                 nl = self.model.add_image(layer.data, name=layer.name, rgb=True, scale=(sy, sx))
             else:
-                nl = self.model.add_image(layer.data, name=layer.name, scale=(sy, sx), colormap="gray",
-                                          contrast_limits=_contrast(layer.data, layer))
+                nl = self.model.add_image(layer.data, name=layer.name, scale=(sy, sx),
+                                          colormap=safe_colormap(layer.colormap),
+                                          contrast_limits=layer.contrast or _contrast(layer.data, layer))
         else:
             return
         nl.visible = layer.visible
@@ -108,6 +109,10 @@ class SliceView(QWidget):
             nl.data = layer.data
         elif what == "name":
             nl.name = layer.name
+        elif what == "colormap" and getattr(nl, "rgb", True) is False and hasattr(layer, "colormap"):
+            nl.colormap = safe_colormap(layer.colormap)
+        elif what == "contrast" and getattr(nl, "rgb", True) is False and hasattr(layer, "contrast"):
+            nl.contrast_limits = layer.contrast or _contrast(layer.data, layer)
 
     def close_viewer(self) -> None:
         self.qt_viewer.close()

@@ -1,0 +1,25 @@
+"""Which view shows which kind of layer, decided without importing the views.
+
+The main window creates its canvases (napari, VTK) only when the first layer that needs them arrives,
+so it must be able to ask "would the 3D view show this?" before the 3D view, and pyvista, exist.
+"""
+
+from __future__ import annotations
+
+from kintsugi.core import Fragments, Image2D, LabelMap, Layer, Mesh, PointCloud, Volume
+
+MAX_SURFACE_VOXELS = 200_000_000  # label maps larger than this are not surfaced automatically
+
+
+def shown_in_3d(layer: Layer) -> bool:
+    if isinstance(layer, LabelMap):
+        return layer.data.size <= MAX_SURFACE_VOXELS
+    return isinstance(layer, Mesh | PointCloud | Fragments)
+
+
+def shown_in_slices(layer: Layer) -> bool:
+    return isinstance(layer, Volume | LabelMap)
+
+
+def shown_in_image_pane(layer: Layer) -> bool:
+    return isinstance(layer, Image2D)
