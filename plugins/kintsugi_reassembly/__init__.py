@@ -1,1 +1,1 @@
-"""Kintsugi reassembly plugin (work in progress)."""
+"""Kintsugi reassembly plugin: fracture segmentation, pairwise matching and global assembly of fragments."""

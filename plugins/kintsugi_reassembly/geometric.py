@@ -1,0 +1,362 @@
+"""Geometric reassembly: match fracture surfaces pairwise, then grow and refine one assembly.
+
+Pairwise: FPFH on the fracture points (the other side's normals flipped, since two halves of a
+break face each other), 3-point RANSAC, point-to-plane ICP that only pairs facing points, and a
+score = contact area - penalty x interpenetration. Global: best-first spanning tree from the
+largest piece over those pair candidates, refusing placements that overlap pieces already
+placed, then rounds of ICP of each piece against all its placed neighbours.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from kintsugi_reassembly import se3
+from kintsugi_reassembly.features import fpfh
+from kintsugi_reassembly.prep import Part
+
+PENALTY = 2.0  # interpenetration costs twice what the same area of contact earns
+
+
+@dataclass(eq=False)
+class Geo:
+    """A part's points prepared for matching (all in its own normalised file frame)."""
+
+    index: int
+    pts: np.ndarray  # whole surface, for interpenetration
+    nrm: np.ndarray
+    fp: np.ndarray  # fracture surface samples
+    fn: np.ndarray
+    area_per_point: float  # of the whole-surface sample
+    frac_area_per_point: float
+    original: np.ndarray  # (N,) bool: whole-surface samples judged original surface (tested for overlap)
+    keypoint_ratio: float = 1.0
+    tree: cKDTree = field(init=False)
+    ftree: cKDTree = field(init=False)
+    kp: np.ndarray = field(init=False)
+    kn: np.ndarray = field(init=False)
+    desc: np.ndarray = field(init=False)
+    desc_flip: np.ndarray = field(init=False)
+    centre: np.ndarray = field(init=False)
+    radius: float = field(init=False)
+    ref_p: np.ndarray = field(init=False)
+    ref_n: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        # the overlap reference: original-surface samples plus the dense fracture samples
+        self.ref_p = np.concatenate([self.pts[self.original], self.fp])
+        self.ref_n = np.concatenate([self.nrm[self.original], self.fn])
+        self.tree = cKDTree(self.ref_p)
+        self.ftree = cKDTree(self.fp)
+        n_kp = max(12, int(round(len(self.fp) * self.keypoint_ratio)))
+        pick = np.random.default_rng(self.index).permutation(len(self.fp))[:n_kp]
+        self.kp, self.kn = self.fp[pick], self.fn[pick]
+        self.desc = fpfh(self.kp, self.kn)
+        self.desc_flip = fpfh(self.kp, -self.kn)
+        self.centre = self.pts.mean(0)
+        self.radius = float(np.linalg.norm(self.pts - self.centre, axis=1).max())
+
+
+@dataclass
+class Candidate:
+    i: int  # target part
+    j: int  # moved part
+    transform: np.ndarray  # j's frame -> i's frame
+    score: float
+    contact: float
+    penetration: float
+
+
+def to_geo(parts: list[Part], max_keypoints: int = 500) -> list[Geo]:
+    """Parts must have their fracture samples set (Part.set_fracture).
+
+    Keypoints (for descriptors and RANSAC) are one common fraction of every part's fracture
+    samples, so their density, and hence the descriptors, agree between parts.
+    """
+    ratio = min(1.0, max_keypoints / max(len(p.frac_points) for p in parts))
+    return [Geo(k, p.points, p.normals, p.frac_points, p.frac_normals, p.area / len(p.points),
+                p.frac_area / len(p.frac_points), p.fracture <= 0.5, ratio) for k, p in enumerate(parts)]
+
+
+def spacing(geos: list[Geo]) -> float:
+    """Typical distance between neighbouring samples: the unit of every threshold here."""
+    return float(np.sqrt(np.median([g.frac_area_per_point for g in geos])))
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+
+
+def _one_way(a: Geo, pb: np.ndarray, fb: np.ndarray, fnb: np.ndarray, h: float) -> tuple[int, int]:
+    """(b's fracture samples touching a's fracture, b's original-surface samples inside a)."""
+    d, idx = a.ftree.query(fb, distance_upper_bound=2 * h)
+    ok = np.isfinite(d)
+    touching = int(np.sum(np.einsum("ij,ij->i", fnb[ok], a.fn[idx[ok]]) < -0.3))
+    d2, idx2 = a.tree.query(pb, distance_upper_bound=3 * np.sqrt(a.area_per_point))
+    ok2 = np.isfinite(d2)
+    depth = np.einsum("ij,ij->i", pb[ok2] - a.ref_p[idx2[ok2]], a.ref_n[idx2[ok2]])
+    inside = int(np.sum(depth < -1.0 * h))
+    return touching, inside
+
+
+def contact_penetration(a: Geo, b: Geo, t_ba: np.ndarray, h: float) -> tuple[float, float]:
+    """(contact area, interpenetrating area) of b moved into a's frame by ``t_ba``."""
+    pb = se3.apply(t_ba, b.pts[b.original])
+    fb, fnb = se3.apply(t_ba, b.fp), se3.rotate(t_ba, b.fn)
+    tb, ib = _one_way(a, pb, fb, fnb, h)
+    inv = se3.inv(t_ba)
+    pa = se3.apply(inv, a.pts[a.original])
+    fa, fna = se3.apply(inv, a.fp), se3.rotate(inv, a.fn)
+    ta, ia = _one_way(b, pa, fa, fna, h)
+    contact = 0.5 * (tb * b.frac_area_per_point + ta * a.frac_area_per_point)
+    pen = 0.5 * (ib * b.area_per_point + ia * a.area_per_point)
+    return float(contact), float(pen)
+
+
+# --------------------------------------------------------------------------------------------
+# pairwise
+
+
+def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarray, tree: cKDTree,
+        init: np.ndarray, h: float, iters: int = 20, final_gate: float = 2.0) -> np.ndarray:
+    """Point-to-plane ICP pairing only points whose normals face each other (two sides of a break)."""
+    m = init.copy()
+    for it in range(iters):
+        gate = max(final_gate * h, (6.0 - it * 0.5) * h)
+        p, n = se3.apply(m, src_p), se3.rotate(m, src_n)
+        d, idx = tree.query(p, distance_upper_bound=gate)
+        ok = np.isfinite(d)
+        if ok.sum() < 6:
+            break
+        idx = idx[ok]
+        q, qn = dst_p[idx], dst_n[idx]
+        ok2 = np.einsum("ij,ij->i", n[ok], qn) < -0.2
+        if ok2.sum() < 6:
+            break
+        ps, q, qn = p[ok][ok2], q[ok2], qn[ok2]
+        # linearised point-to-plane: [p x n, n] [w; t] = (q - p) . n
+        a = np.hstack([np.cross(ps, qn), qn])
+        b = np.einsum("ij,ij->i", q - ps, qn)
+        x, *_ = np.linalg.lstsq(a.T @ a + 1e-9 * np.eye(6), a.T @ b, rcond=None)
+        step = se3.make(se3.exp_so3(x[:3]), x[3:])
+        m = step @ m
+        if np.linalg.norm(x) < 1e-6:
+            break
+    return m
+
+
+def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep: int,
+            max_eval: int = 1500) -> list[np.ndarray]:
+    """Hypotheses (b -> a) from 2-point samples of descriptor correspondences, normals included.
+
+    Two oriented points fix a rigid pose, so a sample needs two right matches instead of three:
+    with one match in ten or twenty that is the difference between finding the pose or not. The
+    normals of b are flipped (the other side of the break) and the sample must agree in
+    distance and in the angles between normals and the joining line before it is even solved.
+    """
+    fa, fb, na, nb = a.kp, b.kp, a.kn, b.kn
+    hk = h / np.sqrt(a.keypoint_ratio)  # keypoint spacing
+    _, ab = cKDTree(a.desc).query(b.desc_flip, 2)
+    _, ba = cKDTree(b.desc_flip).query(a.desc, 1)
+    src = np.concatenate([np.arange(len(fb)), np.arange(len(fb)), ba])
+    dst = np.concatenate([ab[:, 0], ab[:, 1], np.arange(len(fa))])
+    m = len(src)
+    if m < 2:
+        return []
+    pair = rng.integers(0, m, size=(iters, 2))
+    s1, s2, d1, d2 = src[pair[:, 0]], src[pair[:, 1]], dst[pair[:, 0]], dst[pair[:, 1]]
+    vs, vd = fb[s2] - fb[s1], fa[d2] - fa[d1]
+    ls, ld = np.linalg.norm(vs, axis=1), np.linalg.norm(vd, axis=1)
+    us, ud = vs / np.maximum(ls, 1e-12)[:, None], vd / np.maximum(ld, 1e-12)[:, None]
+    dot = lambda x, y: np.einsum("ij,ij->i", x, y)  # noqa: E731
+    good = (np.abs(ls - ld) < 1.5 * hk) & (ls > 4 * hk)
+    good &= np.abs(dot(nb[s1], nb[s2]) - dot(na[d1], na[d2])) < 0.2
+    good &= np.abs(dot(nb[s1], us) + dot(na[d1], ud)) < 0.2
+    good &= np.abs(dot(nb[s2], us) + dot(na[d2], ud)) < 0.2
+    idx = np.nonzero(good)[0][:max_eval]
+    if len(idx) == 0:
+        return []
+    s1, s2, d1, d2, ls = s1[idx], s2[idx], d1[idx], d2[idx], ls[idx]
+    arm = (0.5 * ls)[:, None]
+    ps = np.stack([fb[s1], fb[s2], fb[s1] - arm * nb[s1], fb[s2] - arm * nb[s2]], axis=1)
+    pd = np.stack([fa[d1], fa[d2], fa[d1] + arm * na[d1], fa[d2] + arm * na[d2]], axis=1)
+    ms = se3.kabsch_batch(ps, pd)
+    sub = rng.permutation(m)[:800]
+    srcp, dstp = fb[src[sub]], fa[dst[sub]]
+    srcn, dstn = nb[src[sub]], na[dst[sub]]
+    moved = np.einsum("bij,mj->bmi", ms[:, :3, :3], srcp) + ms[:, None, :3, 3]
+    mn = np.einsum("bij,mj->bmi", ms[:, :3, :3], srcn)
+    inl = (np.linalg.norm(moved - dstp[None], axis=2) < 1.5 * hk) & (np.einsum("bmi,mi->bm", mn, dstn) < -0.5)
+    votes = inl.sum(1)
+    order = np.argsort(-votes)
+    chosen: list[np.ndarray] = []
+    for k in order:
+        if votes[k] < 3 or len(chosen) >= keep:
+            break
+        mk = ms[k]
+        if any(se3.angle_deg(mk[:3, :3], c[:3, :3]) < 10 and np.linalg.norm(mk[:3, 3] - c[:3, 3]) < 5 * hk
+               for c in chosen):
+            continue
+        chosen.append(mk)
+    return chosen
+
+
+def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 20000,
+               keep: int = 8, top: int = 3) -> list[Candidate]:
+    """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses."""
+    hyps = _ransac(a, b, h, rng, iters, keep)
+    out: list[Candidate] = []
+    for m in hyps:
+        m = icp(b.fp, b.fn, a.fp, a.fn, a.ftree, m, h)
+        c, p = contact_penetration(a, b, m, h)
+        out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p))
+    out.sort(key=lambda c: -c.score)
+    distinct: list[Candidate] = []
+    for c in out:
+        if c.score <= 0 or len(distinct) >= top:
+            continue
+        if any(se3.angle_deg(c.transform[:3, :3], d.transform[:3, :3]) < 3
+               and np.linalg.norm(c.transform[:3, 3] - d.transform[:3, 3]) < 3 * h for d in distinct):
+            continue
+        distinct.append(c)
+    return distinct
+
+
+def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None,
+              iters: int = 20000) -> list[Candidate]:
+    cands: list[Candidate] = []
+    pairs = [(i, j) for i in range(len(geos)) for j in range(i + 1, len(geos))]
+    for k, (i, j) in enumerate(pairs):
+        if progress is not None and k % 5 == 0:
+            progress(k / max(len(pairs), 1), f"matching pairs {k}/{len(pairs)}")
+        for c in match_pair(geos[i], geos[j], h, rng, iters=iters):
+            cands.append(c)
+            cands.append(Candidate(j, i, se3.inv(c.transform), c.score, c.contact, c.penetration))
+    return cands
+
+
+# --------------------------------------------------------------------------------------------
+# global
+
+
+def overlap(geos: list[Geo], poses: dict[int, np.ndarray], j: int, pose_j: np.ndarray, h: float) -> tuple[float, float]:
+    """(contact, penetration) of piece j at pose_j against all placed pieces."""
+    tc = tp = 0.0
+    for i, pi in poses.items():
+        if i == j:
+            continue
+        rel = se3.inv(pi) @ pose_j
+        # quick reject by bounding spheres
+        cj = se3.apply(rel, geos[j].centre[None])[0]
+        if np.linalg.norm(geos[i].centre - cj) > geos[i].radius + geos[j].radius + 2 * h:
+            continue
+        c, p = contact_penetration(geos[i], geos[j], rel, h)
+        tc += c
+        tp += p
+    return tc, tp
+
+
+def assemble_tree(geos: list[Geo], cands: list[Candidate], anchor: int, h: float,
+                  max_pen_ratio: float = 0.35) -> tuple[dict[int, np.ndarray], list[int]]:
+    """Best-first spanning tree from the anchor; returns poses and the parts left unplaced."""
+    poses = {anchor: np.eye(4)}
+    by_target: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_target.setdefault(c.i, []).append(c)
+    heap: list[tuple[float, int, Candidate]] = []
+    counter = 0
+
+    def push_from(i: int) -> None:
+        nonlocal counter
+        for c in by_target.get(i, []):
+            if c.j not in poses:
+                heapq.heappush(heap, (-c.score, counter, c))
+                counter += 1
+
+    push_from(anchor)
+    while heap and len(poses) < len(geos):
+        _, _, c = heapq.heappop(heap)
+        if c.j in poses:
+            continue
+        pose = poses[c.i] @ c.transform
+        contact, pen = overlap(geos, poses, c.j, pose, h)
+        if pen > max_pen_ratio * max(contact, 1e-12):
+            continue
+        poses[c.j] = pose
+        push_from(c.j)
+    missing = [k for k in range(len(geos)) if k not in poses]
+    return poses, missing
+
+
+def refine(geos: list[Geo], poses: dict[int, np.ndarray], anchor: int, h: float, rounds: int = 3,
+           fixed: set[int] | None = None) -> dict[int, np.ndarray]:
+    """Re-fit each piece by ICP against all other placed pieces' fracture points, a few rounds."""
+    fixed = (fixed or set()) | {anchor}
+    poses = {k: v.copy() for k, v in poses.items()}
+    for _ in range(rounds):
+        for j in list(poses):
+            if j in fixed:
+                continue
+            others = [i for i in poses if i != j]
+            if not others:
+                continue
+            dp = np.concatenate([se3.apply(poses[i], geos[i].fp) for i in others])
+            dn = np.concatenate([se3.rotate(poses[i], geos[i].fn) for i in others])
+            tree = cKDTree(dp)
+            m = icp(geos[j].fp, geos[j].fn, dp, dn, tree, poses[j], h, iters=8, final_gate=1.5)
+            c0, p0 = overlap(geos, poses, j, poses[j], h)
+            c1, p1 = overlap(geos, poses, j, m, h)
+            if c1 - PENALTY * p1 >= c0 - PENALTY * p0:
+                poses[j] = m
+    return poses
+
+
+def assembly_score(geos: list[Geo], poses: dict[int, np.ndarray], h: float) -> dict[str, float]:
+    """Contact and penetration summed over all touching pairs, as fractions of the fracture area."""
+    contact = pen = 0.0
+    keys = sorted(poses)
+    for a_i, i in enumerate(keys):
+        for j in keys[a_i + 1:]:
+            rel = se3.inv(poses[i]) @ poses[j]
+            cj = se3.apply(rel, geos[j].centre[None])[0]
+            if np.linalg.norm(geos[i].centre - cj) > geos[i].radius + geos[j].radius + 2 * h:
+                continue
+            c, p = contact_penetration(geos[i], geos[j], rel, h)
+            contact += c
+            pen += p
+    frac_area = sum(len(g.fp) * g.frac_area_per_point for g in geos) / 2 + 1e-12
+    return {"contact": contact / frac_area, "penetration": pen / frac_area,
+            "score": (contact - PENALTY * pen) / frac_area, "placed": len(poses) / len(geos)}
+
+
+def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[int],
+                  cands: list[Candidate]) -> dict[int, np.ndarray]:
+    """Parts no accepted match reached: use their best candidate anyway, else park them aside."""
+    poses = dict(poses)
+    for j in missing:
+        best = max((c for c in cands if c.j == j and c.i in poses), key=lambda c: c.score, default=None)
+        if best is not None:
+            poses[j] = poses[best.i] @ best.transform
+        else:
+            lo = max(np.max(se3.apply(p, geos[i].pts)[:, 0]) for i, p in poses.items())
+            off = np.eye(4)
+            off[0, 3] = lo + 0.1 - geos[j].pts[:, 0].min()
+            poses[j] = off
+    return poses
+
+
+def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None,
+             iters: int = 20000) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
+    geos = to_geo(parts)
+    h = spacing(geos)
+    cands = all_pairs(geos, h, rng, progress, iters=iters)
+    poses, missing = assemble_tree(geos, cands, anchor, h)
+    poses = refine(geos, poses, anchor, h)
+    info = {"unmatched": [parts[k].name for k in missing]}
+    if missing:
+        poses = place_missing(geos, poses, missing, cands)
+    return poses, info, geos, cands, h

@@ -1,0 +1,71 @@
+"""Per-point fracture-surface probability: a small learned classifier over geometric features,
+with the sharp-edge region cue as the weight-free fallback.
+
+The classifier sees only scale-free local features (roughness at three scales, nearby creases,
+and the size/shape of the crease-bounded region a point lies in) and its output is averaged over
+each region, because a break face is one region bounded by sharp edges.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kintsugi_reassembly.features import N_SEG_FEATURES, geometric_fracture, segmentation_features
+
+WEIGHTS = Path(__file__).parent / "weights" / "segmenter.safetensors"
+
+
+def build_mlp():
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Linear(N_SEG_FEATURES, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, 1))
+
+
+_MODEL = None
+
+
+def load(path: Path | None = None):
+    """The trained classifier, or None when no weights are shipped (then the geometric cue is used)."""
+    global _MODEL
+    path = path or WEIGHTS
+    if _MODEL is not None and path == WEIGHTS:
+        return _MODEL
+    if not path.exists():
+        return None
+    import torch
+    from safetensors.torch import load_file
+
+    model = build_mlp()
+    state = load_file(str(path))
+    mean, std = state.pop("feat_mean"), state.pop("feat_std")
+    model.load_state_dict(state)
+    model.eval()
+    out = (model, mean.numpy(), std.numpy())
+    if path == WEIGHTS:
+        _MODEL = out
+    del torch
+    return out
+
+
+def fracture_probability(points: np.ndarray, normals: np.ndarray, method: str = "auto") -> np.ndarray:
+    """(N,) probability that each point lies on a fracture surface."""
+    if method == "geometric":
+        return geometric_fracture(points, normals)
+    loaded = load()
+    if loaded is None:
+        return geometric_fracture(points, normals)
+    import torch
+
+    model, mean, std = loaded
+    feats, regions = segmentation_features(points, normals)
+    with torch.no_grad():
+        logit = model(torch.from_numpy((feats - mean) / std)).numpy()[:, 0]
+    prob = 1.0 / (1.0 + np.exp(-logit))
+    sums = np.bincount(regions, weights=prob)
+    counts = np.bincount(regions)
+    region_prob = sums / np.maximum(counts, 1)
+    big = counts[regions] >= 8  # tiny regions (noise, corners) keep their own prediction
+    return np.where(big, region_prob[regions], prob).astype(np.float32)
