@@ -223,3 +223,29 @@ def test_layers_dock_colormap_and_contrast_reach_the_panes_and_undo(window, ct_a
     panel.contrast_low.setValue(1000)
     panel._contrast_edited()
     assert ct.contrast == (-100.0, 900.0) and panel.contrast_low.value() == -100.0
+
+
+def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(window, ct_and_labels):
+    from kintsugi.core import Table
+
+    window.open_path(ct_and_labels[0])
+    ct = window.scene[0]
+    table = Table.from_records([
+        {"label": 9, "volume_mm3": 10.5, "centroid_x": 20.0, "centroid_y": 30.0, "centroid_z": 50.0,
+         "layer": "ct", "color": [255, 0, 0]},
+        {"label": 10, "volume_mm3": 2.0, "centroid_x": 25.0, "centroid_y": 35.0, "centroid_z": 40.0,
+         "layer": "ct", "color": [0, 255, 0]},
+    ], name="teeth")
+    ct.set(visible=False)
+    window.scene.add(table)
+    panel = window.table_panel
+    assert panel.table is table and panel.grid.rowCount() == 2
+    headers = [panel.grid.horizontalHeaderItem(i).text() for i in range(panel.grid.columnCount())]
+    assert "color" not in headers and headers[:2] == ["label", "volume_mm3"]
+    # Sorting by volume puts row 1 first; clicking it still goes to that row's own centroid.
+    panel.grid.sortItems(headers.index("volume_mm3"))
+    panel.grid.selectRow(0)
+    assert window.slices.crosshair_mm == pytest.approx((25.0, 35.0, 40.0), abs=1e-6)
+    assert window.scene.selection == [ct] and ct.visible
+    window.scene.remove(table)
+    assert panel.table is None and panel.grid.rowCount() == 0

@@ -141,14 +141,32 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.jobs_panel = JobsPanel(self.cancel_job, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        from kintsugi.gui.panels.table import TablePanel
+
+        self.table_panel = TablePanel(self.scene, self.go_to, self)
+        self.table_dock = self._dock("Table", self.table_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.log_dock, self.jobs_dock)
+        self.tabifyDockWidget(self.log_dock, self.table_dock)
         self.log_dock.raise_()
+        self.scene.layer_added.connect(self._raise_table_dock)
         for dock in (self.log_dock, self.jobs_dock):
             dock.setMaximumHeight(200)
         self.resizeDocks([self.log_dock], [120], Qt.Orientation.Vertical)
         self._manager = None
         self._bridge = None
         self._prepared: dict = {}
+
+    def _raise_table_dock(self, layer: Layer, index: int) -> None:
+        from kintsugi.core import Table
+
+        if isinstance(layer, Table):
+            self.table_dock.raise_()
+
+    def go_to(self, point_mm: tuple[float, float, float]) -> None:
+        """Centre the slice panes on a physical point (LPS mm): what clicking a table row does."""
+        if self._slices is not None and self._slices.user_layers():
+            self._slices.set_crosshair(point_mm)
+            self.statusBar().showMessage("x {:.1f}  y {:.1f}  z {:.1f} mm (LPS)".format(*point_mm), 4000)
 
     # -- background jobs ------------------------------------------------------------------------
     @property
