@@ -308,10 +308,17 @@ class SliceGrid(QWidget):
         if first:
             centre = layer.geometry.index_to_physical((np.array(layer.size_xyz) - 1) / 2.0)
             self.set_crosshair(centre)
-            for pane in self.panes.values():
-                pane.model.reset_view()
+            self.reset_views()
+            # Panes made a moment ago have not had their final size yet (and on a HiDPI screen their
+            # first size is in the wrong pixels): fit again once the layout has settled.
+            QTimer.singleShot(0, self.reset_views)
         else:
             self.set_crosshair(self.crosshair_mm)
+
+    def reset_views(self) -> None:
+        """Fit every pane to the layers' extent (napari's home button)."""
+        for pane in self.panes.values():
+            pane.model.reset_view()
 
     def remove(self, layer: Layer) -> None:
         entry = self._entries.pop(id(layer), None)
