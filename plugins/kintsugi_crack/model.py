@@ -1,0 +1,122 @@
+"""CrackProtoNet: a compact CrackNex-style segmentation network (RGB + reflectance, prototypes).
+
+Why this shape: CrackNex showed two things that matter for inspectors' photos: reflectance makes
+crack features stable under low light, and a few annotated examples of a new site, turned into
+foreground/background *prototypes* by masked average pooling, steer the prediction without
+retraining. Here both ideas live in a network small enough for a 2048 x 2048 photo on a laptop CPU:
+
+* two stems (RGB, reflectance) at 1/2 resolution, a shared encoder down to 1/8 with dilation for
+  context, a decoder back to 1/2 giving query features ``F`` (``FEAT`` channels) and reflectance
+  features ``Fr``;
+* a learned head on ``F`` (works with no support at all);
+* with support: prototypes ``p_fg, p_bg`` from ``F`` and ``r_fg, r_bg`` from ``Fr`` by masked average
+  pooling; the reflectance prototypes re-weight the channels (fusion), then cosine similarity x 10
+  to each prototype gives two maps that a 1x1 layer adds to the head's logit;
+* a full-resolution refinement from the upsampled logit and the reflectance, for 1 px hairlines.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FEAT = 32
+REF_FEAT = 16
+MARGIN = 48  # px of context each tile side needs (receptive field of the network, with room)
+
+
+def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class Prototypes:
+    """Sums for masked average pooling, accumulated over support tiles/images (K-shot = pooled)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.fg_px = 0.0
+        self.bg_px = 0.0
+
+    def add(self, feats: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> None:
+        """``mask``/``valid``: (N, 1, h, w) in [0, 1] at feature resolution."""
+        fg, bg = mask * valid, (1 - mask) * valid
+        for name, f in (("f", feats), ("r", ref)):
+            for part, m in (("fg", fg), ("bg", bg)):
+                s = (f * m).sum(dim=(0, 2, 3))
+                key = f"{name}_{part}"
+                self.sums[key] = self.sums[key] + s if key in self.sums else s
+        self.fg_px += float(fg.sum())
+        self.bg_px += float(bg.sum())
+
+    def vectors(self) -> dict[str, torch.Tensor]:
+        if self.fg_px < 1e-6:
+            raise ValueError("the support masks mark no crack pixels: draw at least one crack in a support mask")
+        if self.bg_px < 1e-6:
+            raise ValueError("the support masks mark every pixel as crack: leave some background unmarked")
+        return {k: v / (self.fg_px if k.endswith("fg") else self.bg_px) for k, v in self.sums.items()}
+
+
+class CrackProtoNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rgb_stem = cbr(3, 16, 2)
+        self.ref_stem = nn.Sequential(cbr(1, 8, 2), cbr(8, REF_FEAT))
+        self.enc1 = nn.Sequential(cbr(16 + REF_FEAT, 32, 2), cbr(32, 32))  # 1/4
+        self.enc2 = nn.Sequential(cbr(32, 64, 2), cbr(64, 64, dilation=2), cbr(64, 64, dilation=4))  # 1/8
+        self.lat2 = nn.Conv2d(64, 32, 1)
+        self.dec1 = nn.Sequential(nn.Conv2d(32 + 32, 32, 1, bias=False), cbr(32, 32))  # 1/4
+        # 1x1 at 1/2 resolution: a 3x3 here alone would cost more than the rest of the network.
+        self.dec0 = nn.Sequential(nn.Conv2d(32 + 16 + REF_FEAT, FEAT, 1, bias=False), nn.BatchNorm2d(FEAT),
+                                  nn.ReLU(inplace=True))  # 1/2
+        self.head = nn.Conv2d(FEAT, 1, 1)
+        self.fuse = nn.Linear(2 * REF_FEAT, FEAT)  # reflectance prototypes -> channel weights
+        self.proto_mix = nn.Conv2d(2, 1, 1)  # (cos to fg, cos to bg) -> logit offset
+        nn.init.zeros_(self.proto_mix.weight)
+        nn.init.zeros_(self.proto_mix.bias)
+        self.refine = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(8, 1, 3, padding=1))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F, Fr) at 1/2 resolution; ``x`` is (N, 4, H, W) with H, W divisible by 8."""
+        s = self.rgb_stem(x[:, :3])
+        r = self.ref_stem(x[:, 3:4])
+        s0 = torch.cat([s, r], 1)
+        e1 = self.enc1(s0)
+        e2 = self.enc2(e1)
+        d1 = self.dec1(torch.cat([F.interpolate(self.lat2(e2), scale_factor=2, mode="bilinear",
+                                                align_corners=False), e1], 1))
+        d0 = self.dec0(torch.cat([F.interpolate(d1, scale_factor=2, mode="bilinear", align_corners=False), s0], 1))
+        return d0, r
+
+    def proto_logit(self, feats: torch.Tensor, protos: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cosine similarity to the fused fg/bg prototypes, mixed into a logit offset (N, 1, h, w)."""
+        w = torch.sigmoid(self.fuse(torch.cat([protos["r_fg"], protos["r_bg"]], -1)))  # (C,) or (N, C)
+        w = w.view(-1, FEAT, 1, 1) if w.dim() == 2 else w.view(1, FEAT, 1, 1)
+        q = F.normalize(feats * w, dim=1)
+        out = []
+        for part in ("f_fg", "f_bg"):
+            p = protos[part]
+            p = p.view(-1, FEAT, 1, 1) if p.dim() == 2 else p.view(1, FEAT, 1, 1)
+            out.append(10.0 * (q * F.normalize(p * w, dim=1)).sum(1, keepdim=True))
+        return self.proto_mix(torch.cat(out, 1))
+
+    def forward(self, x: torch.Tensor, protos: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Full-resolution crack logits (N, 1, H, W)."""
+        feats, _ = self.features(x)
+        logit = self.head(feats)
+        if protos is not None:
+            logit = logit + self.proto_logit(feats, protos)
+        up = F.interpolate(logit, scale_factor=2, mode="bilinear", align_corners=False)
+        return up + self.refine(torch.cat([up, x[:, 3:4], x[:, :3].mean(1, keepdim=True)], 1))
+
+
+def batch_prototypes(feats: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample prototypes (N, C) for training episodes; ``mask`` (N, 1, H, W) full-res in {0, 1}."""
+    m = F.avg_pool2d(mask, 2)
+    out = {}
+    for name, f in (("f", feats), ("r", ref)):
+        out[f"{name}_fg"] = (f * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-3)
+        out[f"{name}_bg"] = (f * (1 - m)).sum((2, 3)) / (1 - m).sum((2, 3)).clamp_min(1e-3)
+    return out
