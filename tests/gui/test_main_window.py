@@ -249,3 +249,29 @@ def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(wind
     assert window.scene.selection == [ct] and ct.visible
     window.scene.remove(table)
     assert panel.table is None and panel.grid.rowCount() == 0
+
+
+def test_split_and_merge_labels_from_the_window_reach_the_views_and_undo(window, tmp_path):
+    z, y, x = np.indices((24, 24, 40))
+    a = (z - 12) ** 2 + (y - 12) ** 2 + (x - 11) ** 2 <= 64
+    b = (z - 12) ** 2 + (y - 12) ** 2 + (x - 27) ** 2 <= 64
+    path = write_volume(LabelMap(data=((a | b) * 2).astype(np.uint8), geometry=Geometry((1.0, 1.0, 1.0))),
+                        tmp_path / "teeth.nii.gz")
+    window.open_path(path)
+    layer = window.scene[0]
+    assert window.split_label(2)
+    assert layer.present_labels() == [2, 3]
+    nl = window.slices.napari_layers(layer)["axial"]
+    assert int(nl.data.max()) == 3
+    (actor,) = window.view3d.actors_of(layer)
+    import pyvista as pv
+
+    surface = pv.wrap(actor.GetMapper().GetInput())
+    rgb = surface.point_data["rgb"] if "rgb" in surface.point_data else surface.cell_data["rgb"]
+    assert len(np.unique(rgb, axis=0)) == 2  # the surfaces now show two labels in their two colours
+    assert window.merge_label(3, 2) and layer.present_labels() == [2]
+    window.history.undo()
+    window.history.undo()
+    assert layer.present_labels() == [2] and 3 not in layer.labels
+    assert not window.split_label(7)  # not there: a message, nothing changes
+    assert "label 7 is not in" in window.log.toPlainText()

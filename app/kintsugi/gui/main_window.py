@@ -313,6 +313,11 @@ class MainWindow(QMainWindow):
         self.brush_size.setPrefix("brush ")
         for w in (self.label_mode, self.label_value, self.brush_size):
             bar.addWidget(w)
+        merge = bar.addAction("Merge into…", self._merge_dialog)
+        merge.setToolTip("Give every voxel of the chosen label another label (undoable)")
+        split = bar.addAction("Split", lambda: self.split_label(self.label_value.value()))
+        split.setToolTip("Give the chosen label's separate pieces -- or its two halves at the narrowest waist -- "
+                         "their own labels (undoable)")
         self.label_mode.currentTextChanged.connect(lambda _: self.apply_label_tool())
         self.label_value.valueChanged.connect(lambda _: self.apply_label_tool())
         self.brush_size.valueChanged.connect(lambda _: self.apply_label_tool())
@@ -325,6 +330,40 @@ class MainWindow(QMainWindow):
             return chosen[0]
         maps = [x for x in self.scene if isinstance(x, LabelMap)]
         return maps[-1] if maps else None
+
+    def merge_label(self, source: int, target: int) -> bool:
+        """Merge label ``source`` into ``target`` in the edited label map (undoable); False with a message if not."""
+        from kintsugi.core.label_ops import merge_labels
+
+        return self._label_op(lambda layer: merge_labels(layer, source, target))
+
+    def split_label(self, value: int) -> bool:
+        """Split label ``value`` of the edited label map into its pieces (undoable)."""
+        from kintsugi.core.label_ops import split_label
+
+        return self._label_op(lambda layer: split_label(layer, value))
+
+    def _label_op(self, make) -> bool:
+        layer = self.edited_label_map()
+        if layer is None:
+            self.report_error("open or select a label map to edit")
+            return False
+        try:
+            command = make(layer)
+        except ValueError as e:
+            self.report_error(f"{layer.name}: {e}")
+            return False
+        self.history.push(command)  # announces labels and data: panes, surfaces and autosave follow
+        self.log_message(f"{command.text} in {layer.name}")
+        return True
+
+    def _merge_dialog(self) -> None:
+        from qtpy.QtWidgets import QInputDialog
+
+        source = self.label_value.value()
+        target, ok = QInputDialog.getInt(self, "Merge labels", f"Merge label {source} into label:", 1, 1, 65535)
+        if ok:
+            self.merge_label(source, target)
 
     def apply_label_tool(self) -> None:
         layer = self.edited_label_map()
