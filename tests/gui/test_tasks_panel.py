@@ -126,3 +126,15 @@ def test_a_plugin_can_bring_its_own_widget(window, qtbot):
     panel.form.button.click()
     _wait_done(qtbot, panel.job)
     assert str(panel.job.state) == "done" and panel.job.result["iterations"] > 0
+
+
+def test_the_form_follows_what_is_opened_until_the_user_picks(window):
+    panel = window.tasks_panel
+    labels = LabelMap(name="seg", data=(_ct().data > 0).astype(np.uint8), geometry=_ct().geometry)
+    window.scene.add(labels)
+    first = next(iter(panel.task.declared_inputs.values()))
+    assert first["type"] == "LabelMap"
+    panel.chooser.activated.emit(panel.chooser.currentIndex())  # the user confirms a choice
+    chosen = panel.task.id
+    window.scene.add(_ct())
+    assert panel.task.id == chosen

@@ -71,9 +71,13 @@ class TasksPanel(QWidget):
         self.job = None
         layout = QVBoxLayout(self)
         self.chooser = QComboBox(self)
-        for manifest in registry.plugins.values():
+        # The scientific plugins first, general tools last: the list reads as "what can I find out".
+        manifests = sorted(registry.plugins.values(), key=lambda m: m.name == "kintsugi-tools")
+        for manifest in manifests:
             for t in manifest.tasks:
                 self.chooser.addItem(f"{manifest.title}: {t.title}", t.id)
+        self._user_chose = False
+        self.chooser.activated.connect(self._chosen_by_user)
         layout.addWidget(self.chooser)
         self.about = QLabel(self)
         self.about.setWordWrap(True)
@@ -105,6 +109,7 @@ class TasksPanel(QWidget):
         self.chooser.currentIndexChanged.connect(self._show_task)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        scene.layer_added.connect(lambda layer, _i: self._suggest_for(layer))
         scene.layer_added.connect(lambda *_: self._refresh_inputs())
         scene.layer_removed.connect(lambda *_: self._refresh_inputs())
         if self.chooser.count():
@@ -123,6 +128,33 @@ class TasksPanel(QWidget):
         if index < 0:
             raise KeyError(task_id)
         self.chooser.setCurrentIndex(index)
+
+    def _chosen_by_user(self, _index: int) -> None:
+        self._user_chose = True
+
+    def _suggest_for(self, layer) -> None:
+        """Until the user picks a task, show the first one whose first input takes the layer just opened.
+
+        Uses the manifests' declared inputs only: suggesting must not import plugin code (or torch).
+        """
+        if self._user_chose or getattr(layer, "provenance", None) is not None:
+            return  # a task's own result must not switch the form away from that task
+        kind = type(layer).__name__
+        modality = str(getattr(layer, "modality", "") or "").upper()
+        best = None
+        for i in range(self.chooser.count()):
+            task = self.registry.tasks.get(self.chooser.itemData(i))
+            declared = list(task.declared_inputs.values()) if task is not None else []
+            if not declared or declared[0].get("type") != kind:
+                continue
+            wanted = str(declared[0].get("modality") or "").upper()
+            if wanted and modality and wanted == modality:
+                best = i
+                break
+            if best is None:
+                best = i
+        if best is not None and best != self.chooser.currentIndex():
+            self.chooser.setCurrentIndex(best)
 
     def _show_task(self) -> None:
         task = self.task
