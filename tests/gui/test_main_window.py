@@ -247,6 +247,14 @@ def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(wind
     panel.grid.selectRow(0)
     assert window.slices.crosshair_mm == pytest.approx((25.0, 35.0, 40.0), abs=1e-6)
     assert window.scene.selection == [ct] and ct.visible
+    # Rows naming different layers show one at a time (a vertebra's map replaces the previous one).
+    other = Volume(name="other", data=np.zeros((2, 2, 2), np.int16), geometry=Geometry((1.0, 1.0, 1.0)))
+    window.scene.add(other)
+    table.set(columns={**table.columns, "layer": ["ct", "other"]})
+    panel.activate_row(1)
+    assert other.visible and not ct.visible
+    panel.activate_row(0)
+    assert ct.visible and not other.visible
     window.scene.remove(table)
     assert panel.table is None and panel.grid.rowCount() == 0
 

@@ -4,7 +4,8 @@ Clicking a row takes the views to it, by convention on column names rather than 
 plugin's table gets the behaviour for free:
 
 - ``centroid_x``, ``centroid_y``, ``centroid_z`` (mm, LPS): the slice panes' crosshair moves there;
-- ``layer``: the layer of that name is selected (and shown, if it was hidden);
+- ``layer``: the layer of that name is selected and shown, and the layers the other rows name are
+  hidden (a vertebra's height-loss map replaces the previous one);
 - ``color`` (``[r, g, b]`` 0-255): the row's background, e.g. a Genant grade's colour.
 """
 
@@ -165,6 +166,10 @@ class TablePanel(QWidget):
         name = record.get("layer")
         if isinstance(name, str) and name in self.scene:
             layer = self.scene[name]
+            siblings = {n for n in table.columns.get("layer", []) if isinstance(n, str) and n != name}
+            for other in self.scene:
+                if other.name in siblings and other.visible:
+                    other.set(visible=False)
             if not layer.visible:
                 layer.set(visible=True)
             self.scene.select([layer])
