@@ -67,7 +67,7 @@ def segmentation_features(points: np.ndarray, normals: np.ndarray) -> tuple[np.n
         feats.append(np.abs(np.einsum("nkj,nj->nk", normals[nb[:, :k]], normals)).mean(1))  # crease nearby
         if k == 16:
             smooth_n = pn
-    regions = smooth_regions(points, smooth_n, nb[:, :10], nd[:, :10])
+    regions = smooth_regions(points, normals, nb[:, :10], nd[:, :10])
     counts = np.bincount(regions, minlength=regions.max() + 1)
     frac = counts / n
     order = np.argsort(-counts)

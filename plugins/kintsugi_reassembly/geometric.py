@@ -16,10 +16,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from kintsugi_reassembly import se3
-from kintsugi_reassembly.features import fpfh
+from kintsugi_reassembly.features import fpfh, knn, smooth_regions
 from kintsugi_reassembly.prep import Part
 
 PENALTY = 2.0  # interpenetration costs twice what the same area of contact earns
+TOUCH_GATE = 1.5  # x sample spacing: farthest neighbour that can count as contact
+PLANE_GAP = 0.35  # x sample spacing: largest gap to the neighbour's tangent plane that counts as contact
 
 
 @dataclass(eq=False)
@@ -57,8 +59,18 @@ class Geo:
         self.kp, self.kn = self.fp[pick], self.fn[pick]
         self.desc = fpfh(self.kp, self.kn)
         self.desc_flip = fpfh(self.kp, -self.kn)
+        # facets: crease-bounded patches of the break, one per cut mostly; matching goes facet to facet
+        nd, nb = knn(self.kp, 8)
+        self.facet = smooth_regions(self.kp, self.kn, nb, nd, angle_deg=35.0)
         self.centre = self.pts.mean(0)
         self.radius = float(np.linalg.norm(self.pts - self.centre, axis=1).max())
+        # rim: original-surface samples next to the break; across a true match the rims continue
+        hs = np.sqrt(self.area_per_point)
+        orig_p, orig_n = self.pts[self.original], self.nrm[self.original]
+        d, _ = self.ftree.query(orig_p, distance_upper_bound=2.0 * hs)
+        rim = np.isfinite(d)
+        self.rim_p, self.rim_n = orig_p[rim], orig_n[rim]
+        self.rim_tree = cKDTree(self.rim_p) if len(self.rim_p) else None
 
 
 @dataclass
@@ -93,14 +105,28 @@ def spacing(geos: list[Geo]) -> float:
 
 def _one_way(a: Geo, pb: np.ndarray, fb: np.ndarray, fnb: np.ndarray, h: float) -> tuple[int, int]:
     """(b's fracture samples touching a's fracture, b's original-surface samples inside a)."""
-    d, idx = a.ftree.query(fb, distance_upper_bound=2 * h)
+    d, idx = a.ftree.query(fb, distance_upper_bound=TOUCH_GATE * h)
     ok = np.isfinite(d)
-    touching = int(np.sum(np.einsum("ij,ij->i", fnb[ok], a.fn[idx[ok]]) < -0.3))
+    qa, qn = a.fp[idx[ok]], a.fn[idx[ok]]
+    gap = np.abs(np.einsum("ij,ij->i", fb[ok] - qa, qn))  # point-to-plane: rough faces that fit have ~0 gap
+    touching = int(np.sum((np.einsum("ij,ij->i", fnb[ok], qn) < -0.3) & (gap < PLANE_GAP * h)))
     d2, idx2 = a.tree.query(pb, distance_upper_bound=3 * np.sqrt(a.area_per_point))
     ok2 = np.isfinite(d2)
     depth = np.einsum("ij,ij->i", pb[ok2] - a.ref_p[idx2[ok2]], a.ref_n[idx2[ok2]])
     inside = int(np.sum(depth < -1.0 * h))
     return touching, inside
+
+
+def rim_agreement(a: Geo, b: Geo, t_ba: np.ndarray) -> float:
+    """Share of b's rim samples that continue a's rim (close, same-facing normals)."""
+    if a.rim_tree is None or not len(b.rim_p):
+        return 0.0
+    hs = np.sqrt(max(a.area_per_point, b.area_per_point))
+    rp, rn = se3.apply(t_ba, b.rim_p), se3.rotate(t_ba, b.rim_n)
+    d, idx = a.rim_tree.query(rp, distance_upper_bound=1.5 * hs)
+    ok = np.isfinite(d)
+    agree = np.einsum("ij,ij->i", rn[ok], a.rim_n[idx[ok]]) > 0.5
+    return float(agree.sum()) / len(rp)
 
 
 def contact_penetration(a: Geo, b: Geo, t_ba: np.ndarray, h: float) -> tuple[float, float]:
@@ -150,7 +176,24 @@ def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarr
 
 
 def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep: int,
-            max_eval: int = 1500) -> list[np.ndarray]:
+            min_facet: int = 12) -> list[np.ndarray]:
+    """Hypotheses from every pair of facets (a's facet x b's facet) plus one over whole breaks."""
+    out: list[np.ndarray] = []
+    fa_ids = [r for r in np.unique(a.facet) if np.sum(a.facet == r) >= min_facet]
+    fb_ids = [r for r in np.unique(b.facet) if np.sum(b.facet == r) >= min_facet]
+    n_pairs = max(1, len(fa_ids) * len(fb_ids))
+    per = max(300, iters // n_pairs)
+    for ra in fa_ids:
+        ia = np.nonzero(a.facet == ra)[0]
+        for rb in fb_ids:
+            ib = np.nonzero(b.facet == rb)[0]
+            out.extend(_ransac_sets(a, b, ia, ib, h, rng, per, 2))
+    out.extend(_ransac_sets(a, b, np.arange(len(a.kp)), np.arange(len(b.kp)), h, rng, iters // 2, keep))
+    return out
+
+
+def _ransac_sets(a: Geo, b: Geo, ia: np.ndarray, ib: np.ndarray, h: float, rng: np.random.Generator,
+                 iters: int, keep: int, max_eval: int = 1500) -> list[np.ndarray]:
     """Hypotheses (b -> a) from 2-point samples of descriptor correspondences, normals included.
 
     Two oriented points fix a rigid pose, so a sample needs two right matches instead of three:
@@ -158,10 +201,14 @@ def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep
     normals of b are flipped (the other side of the break) and the sample must agree in
     distance and in the angles between normals and the joining line before it is even solved.
     """
-    fa, fb, na, nb = a.kp, b.kp, a.kn, b.kn
+    fa, fb, na, nb = a.kp[ia], b.kp[ib], a.kn[ia], b.kn[ib]
     hk = h / np.sqrt(a.keypoint_ratio)  # keypoint spacing
-    _, ab = cKDTree(a.desc).query(b.desc_flip, 2)
-    _, ba = cKDTree(b.desc_flip).query(a.desc, 1)
+    da, db = a.desc[ia], b.desc_flip[ib]
+    _, ab = cKDTree(da).query(db, min(2, len(ia)))
+    ab = ab.reshape(len(ib), -1)
+    if ab.shape[1] == 1:
+        ab = np.repeat(ab, 2, axis=1)
+    _, ba = cKDTree(db).query(da, 1)
     src = np.concatenate([np.arange(len(fb)), np.arange(len(fb)), ba])
     dst = np.concatenate([ab[:, 0], ab[:, 1], np.arange(len(fa))])
     m = len(src)
@@ -205,7 +252,7 @@ def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep
     return chosen
 
 
-def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 20000,
+def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 8000,
                keep: int = 8, top: int = 3) -> list[Candidate]:
     """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses."""
     hyps = _ransac(a, b, h, rng, iters, keep)
@@ -227,7 +274,7 @@ def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 
 
 
 def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None,
-              iters: int = 20000) -> list[Candidate]:
+              iters: int = 8000) -> list[Candidate]:
     cands: list[Candidate] = []
     pairs = [(i, j) for i in range(len(geos)) for j in range(i + 1, len(geos))]
     for k, (i, j) in enumerate(pairs):
@@ -350,7 +397,7 @@ def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[i
 
 
 def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None,
-             iters: int = 20000) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
+             iters: int = 8000) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
     geos = to_geo(parts)
     h = spacing(geos)
     cands = all_pairs(geos, h, rng, progress, iters=iters)
