@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_args", nargs=argparse.REMAINDER, help="the task id and its options ('--help' lists them)")
     p.set_defaults(func=lambda a: __import__("kintsugi.cli.run_cmd", fromlist=["x"]).run_command(a.run_args))
 
+    p = sub.add_parser("batch", help="run a task over many inputs on a Dask cluster: kintsugi batch TASK "
+                       "--inputs GLOB --output DIR", add_help=False)
+    p.add_argument("batch_args", nargs=argparse.REMAINDER, help="the task id and its options ('--help' lists them)")
+    p.set_defaults(func=lambda a: __import__("kintsugi.cli.batch_cmd", fromlist=["x"]).batch_command(a.batch_args))
+
     p = sub.add_parser("bench", help="run the benchmarks and update bench/results.md")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for the bench runner")
     p.set_defaults(func=_cmd_bench)
@@ -140,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {"gui", "info", "sample", "bench", "plugins", "run"}
+    known = {"gui", "info", "sample", "bench", "plugins", "run", "batch"}
     if not any(a in known for a in argv) and not any(a in ("-h", "--help", "--version") for a in argv):
         argv = [a for a in argv if a == "--debug"] + ["gui"] + [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
