@@ -56,8 +56,6 @@ def _evaluate(frags: Path, assembly: Path, out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-@pytest.mark.xfail(reason="known gap: the geometric path does not yet solve the 11-piece tile of the sample",
-                   strict=False)
 def test_sample_reassembles_with_full_part_accuracy(sample_run, tmp_path):
     frags, out = sample_run
     m = _evaluate(frags, out / "assembly.json", tmp_path / "ev")
