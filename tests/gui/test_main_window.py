@@ -283,3 +283,23 @@ def test_split_and_merge_labels_from_the_window_reach_the_views_and_undo(window,
     assert layer.present_labels() == [2] and 3 not in layer.labels
     assert not window.split_label(7)  # not there: a message, nothing changes
     assert "label 7 is not in" in window.log.toPlainText()
+
+
+def test_paint_a_mask_on_a_photo_and_undo(window, tmp_path):
+    from kintsugi.core import Image2D
+    from kintsugi.io import write_image
+
+    photo = np.full((40, 60, 3), 120, np.uint8)
+    window.open_path(write_image(Image2D(name="wall", data=photo), tmp_path / "wall.png"))
+    mask = window.new_mask()
+    assert mask.name == "wall_mask" and mask.data.shape == (40, 60) and window.label_mode.currentText() == "paint"
+    nl = window.images.model.layers["wall_mask"]
+    assert nl.mode == "paint"
+    nl.paint((20, 30), nl.selected_label)  # a stroke as the mouse makes it: napari records it and announces it
+    assert mask.data[20, 30] == 255 and set(np.unique(mask.data)) == {0, 255}
+    assert window.history.undo_text() == "paint 'wall_mask'"
+    window.history.undo()
+    assert mask.data.max() == 0 and window.history.undo_text() == "add 'wall_mask'"
+    window.history.redo()
+    assert mask.data[20, 30] == 255
+    assert window.new_mask().name == "wall_2_mask"

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         view3d = Scene3DView(self)
         slices.set_fourth(view3d)
         slices.label_editor = LabelEditor(slices, self.history)
+        images.history = self.history
         slices.cursor_info.connect(self._show_cursor_info)
         view3d.enable_picking(self._on_pick)
         self._slices, self._images, self._view3d = slices, images, view3d
@@ -316,6 +317,8 @@ class MainWindow(QMainWindow):
         merge = bar.addAction("Merge into…", self._merge_dialog)
         merge.setToolTip("Give every voxel of the chosen label another label (undoable)")
         split = bar.addAction("Split", lambda: self.split_label(self.label_value.value()))
+        new_mask = bar.addAction("New mask", self.new_mask)
+        new_mask.setToolTip("An empty mask over the selected photo to paint (e.g. crack examples for adaptation)")
         split.setToolTip("Give the chosen label's separate pieces -- or its two halves at the narrowest waist -- "
                          "their own labels (undoable)")
         self.label_mode.currentTextChanged.connect(lambda _: self.apply_label_tool())
@@ -365,7 +368,39 @@ class MainWindow(QMainWindow):
         if ok:
             self.merge_label(source, target)
 
+    def new_mask(self):
+        """An empty paintable mask (``<photo>_mask``) over the selected (or top) photo, undoable."""
+        from kintsugi.core import Image2D
+        from kintsugi.core.history import add_layer
+        from kintsugi.gui.viewers.slices import is_mask
+
+        photos = [x for x in self.scene.selection if isinstance(x, Image2D) and not is_mask(x)] or \
+            [x for x in self.scene if isinstance(x, Image2D) and not is_mask(x)][-1:]
+        if not photos:
+            self.report_error("open or select a photo to draw a mask on")
+            return None
+        photo = photos[0]
+        import numpy as np
+
+        name, i = f"{photo.name}_mask", 2
+        while name in self.scene:  # the name must end in _mask: that is what makes it a paintable overlay
+            name, i = f"{photo.name}_{i}_mask", i + 1
+        mask = Image2D(name=name, data=np.zeros(photo.data.shape[:2], np.uint8), geometry=photo.geometry,
+                       modality="mask")
+        self.history.push(add_layer(self.scene, mask))
+        self.scene.select([mask])
+        self.label_mode.setCurrentText("paint")
+        self.apply_label_tool()
+        return mask
+
     def apply_label_tool(self) -> None:
+        from kintsugi.gui.viewers.slices import is_mask
+
+        masks = [x for x in self.scene.selection if is_mask(x)]
+        if masks:
+            mode = {"navigate": "pan_zoom"}.get(self.label_mode.currentText(), self.label_mode.currentText())
+            self.images.set_mask_mode(masks[0], mode, self.brush_size.value())
+            return
         layer = self.edited_label_map()
         if layer is None:
             if self.label_mode.currentText() != "navigate":

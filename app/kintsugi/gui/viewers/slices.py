@@ -55,9 +55,11 @@ class SliceView(QWidget):
                                       colormap=safe_colormap(layer.colormap), opacity=layer.opacity)
         elif isinstance(layer, Image2D):
             sx, sy = layer.geometry.spacing
-            if layer.name.endswith("_mask") and layer.data.ndim == 2 and set(np.unique(layer.data)) <= {0, 255}:
-                nl = self.model.add_labels((layer.data > 0).astype(np.uint8), name=layer.name, scale=(sy, sx),
-                                           opacity=0.6)
+            if is_mask(layer):
+                # The mask's own 0/255 array, no copy: a brush stroke lands in the layer's data directly.
+                nl = self.model.add_labels(layer.data, name=layer.name, scale=(sy, sx), opacity=0.6,
+                                           colormap=MASK_COLORS)
+                nl.events.paint.connect(lambda _e, layer=layer, nl=nl: self._on_mask_stroke(layer, nl))
             elif layer.is_rgb:
                 nl = self.model.add_image(layer.data, name=layer.name, rgb=True, scale=(sy, sx))
             else:
@@ -106,7 +108,10 @@ class SliceView(QWidget):
         elif what == "opacity":
             nl.opacity = layer.opacity
         elif what == "data":
-            nl.data = layer.data
+            if nl.data is layer.data:
+                nl.refresh()  # edited in place (a stroke): resetting data would drop napari's stroke history
+            else:
+                nl.data = layer.data
         elif what == "name":
             nl.name = layer.name
         elif what == "colormap" and getattr(nl, "rgb", True) is False and hasattr(layer, "colormap"):
@@ -114,5 +119,50 @@ class SliceView(QWidget):
         elif what == "contrast" and getattr(nl, "rgb", True) is False and hasattr(layer, "contrast"):
             nl.contrast_limits = layer.contrast or _contrast(layer.data, layer)
 
+    # -- painting masks on photos (support examples for few-shot models, corrections) ----------------
+    history = None  # the window's UndoStack, set by the window: each stroke becomes one undoable step
+    _replaying = False
+
+    def set_mask_mode(self, layer: Image2D, mode: str, brush_size: int | None = None) -> None:
+        """paint / erase / fill / pan_zoom on a mask shown in this pane."""
+        nl = self._napari_layers.get(id(layer))
+        if nl is None or not is_mask(layer):
+            raise ValueError(f"'{layer.name}' is not a mask shown in the image pane")
+        nl.selected_label = 255
+        if brush_size is not None:
+            nl.brush_size = int(brush_size)
+        nl.mode = mode
+
+    def _on_mask_stroke(self, layer: Image2D, nl) -> None:
+        if self._replaying:
+            return
+
+        def write_back() -> None:  # the stroke is already in layer.data (shared array): announce it
+            layer.changed.emit("data")
+
+        def replay(undo: bool) -> None:
+            self._replaying = True
+            try:
+                nl.undo() if undo else nl.redo()
+            finally:
+                self._replaying = False
+            write_back()
+
+        write_back()
+        if self.history is not None:
+            from kintsugi.core.history import Command
+
+            self.history.push(Command(f"paint '{layer.name}'", lambda: replay(False), lambda: replay(True)),
+                              applied=True)
+
     def close_viewer(self) -> None:
         self.qt_viewer.close()
+
+
+MASK_COLORS = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), 255: (1.0, 0.25, 0.2, 1.0)}
+
+
+def is_mask(layer: Layer) -> bool:
+    """A binary mask of a photo (0/255, named ``*_mask``): shown as a label overlay and paintable."""
+    return (isinstance(layer, Image2D) and layer.name.endswith("_mask") and layer.data.ndim == 2
+            and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})
