@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -140,7 +141,8 @@ def _start_client(scheduler: str | None, workers: int | None, todo: int):
     with dask.config.set({"distributed.scheduler.allowed-failures": CRASH_RETRIES,
                           "distributed.worker.daemon": False}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard,
-                               silence_logs=logging.CRITICAL, host="127.0.0.1")
+                               silence_logs=logging.CRITICAL, host="127.0.0.1",
+                               preload=["kintsugi.batch.work"])
         client = Client(cluster)
     return client, cluster, f"local ({n} worker process{'es' if n != 1 else ''})"
 
@@ -153,9 +155,15 @@ def _versions(client) -> dict[str, str]:
 
 
 def _dashboard(client) -> str | None:
+    """The dashboard link, if the scheduler serves one (it needs bokeh; without it the page is a 404)."""
+    import urllib.request
+
     with contextlib.suppress(Exception):
         if client.scheduler_info().get("services", {}).get("dashboard"):
-            return client.dashboard_link
+            link = client.dashboard_link
+            with urllib.request.urlopen(link, timeout=2) as response:  # noqa: S310 - the scheduler's own page
+                if response.status == 200:
+                    return link
     return None
 
 
@@ -193,6 +201,8 @@ def run_batch(task: str | TaskInfo, inputs, output: str | Path, params: dict[str
     plan = make_plan(info, inputs, output, merged, input_param, device, weights,
                      known_stems=ledger.known_stems(), hash_memo=ledger.hash_memo())
     ledger.check_same_batch(plan)
+    for stale in output.glob(".*.partial-*"):  # left by a worker killed while writing (a crash, Ctrl-C)
+        shutil.rmtree(stale, ignore_errors=True)
     todo, state = [], BatchProgress(total=len(plan.items))
     for it in plan.items:
         previous = ledger.rows.get(it.key, {})

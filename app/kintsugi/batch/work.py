@@ -22,6 +22,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+
+def dask_setup(worker) -> None:  # noqa: ANN001 - distributed.Worker; run by ``preload=["kintsugi.batch.work"]``
+    """In a local cluster's worker process: leave Ctrl-C to the client, which cancels and closes cleanly
+    (a terminal sends SIGINT to every process of the group, workers included)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 PREPARED_LOADS = 0
 """How many times this process prepared a task (imports, weights checks): one per task per worker."""
 

@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._fill_recent()
         file_menu.addSeparator()
+        self.batch_action = self._action(file_menu, "&Batch…", lambda _=False: self.open_batch_dialog())
         self._action(file_menu, "Save &screenshot…", self._screenshot_dialog, "Ctrl+Shift+S")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -372,7 +373,7 @@ class MainWindow(QMainWindow):
         """An empty paintable mask (``<photo>_mask``) over the selected (or top) photo, undoable."""
         from kintsugi.core import Image2D
         from kintsugi.core.history import add_layer
-        from kintsugi.gui.viewers.slices import is_mask
+        from kintsugi.gui.viewers.kinds import is_mask
 
         photos = [x for x in self.scene.selection if isinstance(x, Image2D) and not is_mask(x)] or \
             [x for x in self.scene if isinstance(x, Image2D) and not is_mask(x)][-1:]
@@ -394,7 +395,7 @@ class MainWindow(QMainWindow):
         return mask
 
     def apply_label_tool(self) -> None:
-        from kintsugi.gui.viewers.slices import is_mask
+        from kintsugi.gui.viewers.kinds import is_mask
 
         masks = [x for x in self.scene.selection if is_mask(x)]
         if masks:
@@ -626,6 +627,17 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open folder (DICOM series, fragments)")
         if folder:
             self.open_path(folder)
+
+    def open_batch_dialog(self):
+        """File ▸ Batch…: one task over many files on a Dask cluster (kintsugi.batch); progress in the Jobs dock."""
+        from kintsugi.gui.panels.batch import BatchDialog
+
+        if getattr(self, "_batch_dialog", None) is None:
+            self._batch_dialog = BatchDialog(self.registry, self.jobs_panel, self.jobs_dock.raise_,
+                                             self.log_message, self)
+        self._batch_dialog.show()
+        self._batch_dialog.raise_()
+        return self._batch_dialog
 
     def _screenshot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "kintsugi.png", "PNG (*.png)")

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from kintsugi.core import Image2D, Layer, Mesh, PointCloud, Scene, Volume
 from kintsugi.core.history import UndoStack, remove_layer, set_attributes
+from kintsugi.gui.viewers.kinds import is_mask
 from kintsugi.gui.viewers.napari_util import COLORMAPS, initial_contrast
 
 _ICONS = {"volume": "▦", "labels": "◩", "image": "▣", "mesh": "◆", "points": "⁘", "fragments": "❖", "table": "☰"}
@@ -239,7 +240,7 @@ class LayersPanel(QWidget):
     # -- colormap and contrast (volumes, grey images) -------------------------------------------
     @staticmethod
     def _has_display(layer: Layer | None) -> bool:
-        return isinstance(layer, Volume) or (isinstance(layer, Image2D) and not layer.is_rgb)
+        return isinstance(layer, Volume) or (isinstance(layer, Image2D) and not layer.is_rgb and not is_mask(layer))
 
     def _show_display(self, layer: Layer | None) -> None:
         enabled = self._has_display(layer)

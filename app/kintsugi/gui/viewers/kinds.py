@@ -6,6 +6,8 @@ so it must be able to ask "would the 3D view show this?" before the 3D view, and
 
 from __future__ import annotations
 
+import numpy as np
+
 from kintsugi.core import Fragments, Image2D, LabelMap, Layer, Mesh, PointCloud, Volume
 
 MAX_SURFACE_VOXELS = 200_000_000  # label maps larger than this are not surfaced automatically
@@ -23,3 +25,9 @@ def shown_in_slices(layer: Layer) -> bool:
 
 def shown_in_image_pane(layer: Layer) -> bool:
     return isinstance(layer, Image2D)
+
+
+def is_mask(layer: Layer) -> bool:
+    """A binary mask of a photo (0/255, named ``*_mask``): shown as a label overlay and paintable."""
+    return (isinstance(layer, Image2D) and layer.name.endswith("_mask") and layer.data.ndim == 2
+            and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})

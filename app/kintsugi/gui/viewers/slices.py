@@ -13,6 +13,7 @@ from napari.qt import QtViewer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from kintsugi.core import Image2D, LabelMap, Layer, Volume
+from kintsugi.gui.viewers.kinds import is_mask
 from kintsugi.gui.viewers.napari_util import initial_contrast as _contrast
 from kintsugi.gui.viewers.napari_util import label_colormap as _label_colormap
 from kintsugi.gui.viewers.napari_util import make_current, safe_colormap
@@ -69,7 +70,13 @@ class SliceView(QWidget):
         else:
             return
         nl.visible = layer.visible
+        first = not self._napari_layers
         self._napari_layers[id(layer)] = nl
+        if first and isinstance(layer, Image2D):
+            from qtpy.QtCore import QTimer
+
+            self.model.reset_view()
+            QTimer.singleShot(0, self.model.reset_view)  # again once the pane has its final size
         if isinstance(layer, Volume | LabelMap):
             self._center_on(layer)
 
@@ -160,9 +167,3 @@ class SliceView(QWidget):
 
 
 MASK_COLORS = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), 255: (1.0, 0.25, 0.2, 1.0)}
-
-
-def is_mask(layer: Layer) -> bool:
-    """A binary mask of a photo (0/255, named ``*_mask``): shown as a label overlay and paintable."""
-    return (isinstance(layer, Image2D) and layer.name.endswith("_mask") and layer.data.ndim == 2
-            and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})
