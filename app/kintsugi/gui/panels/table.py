@@ -3,7 +3,8 @@
 Clicking a row takes the views to it, by convention on column names rather than by plugin, so any
 plugin's table gets the behaviour for free:
 
-- ``centroid_x``, ``centroid_y``, ``centroid_z`` (mm, LPS): the slice panes' crosshair moves there;
+- ``centroid_x``, ``centroid_y``, ``centroid_z`` (mm, LPS), or the three columns the table's
+  ``metadata["centre_columns"]`` names: the slice panes' crosshair moves there;
 - ``layer``: the layer of that name is selected and shown, and the layers the other rows name are
   hidden (a vertebra's height-loss map replaces the previous one);
 - ``color`` (``[r, g, b]`` 0-255): the row's background, e.g. a Genant grade's colour.
@@ -160,7 +161,9 @@ class TablePanel(QWidget):
         if table is None or not 0 <= row < table.n_rows:
             return
         record = table.records()[row]
-        point = [record.get(k) for k in CENTROID]
+        centre = table.metadata.get("centre_columns")
+        keys = centre if isinstance(centre, list | tuple) and len(centre) == 3 else CENTROID
+        point = [record.get(k) for k in keys]
         if all(isinstance(v, int | float) for v in point):
             self.go_to(tuple(float(v) for v in point))
         name = record.get("layer")
