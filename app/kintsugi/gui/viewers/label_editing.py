@@ -34,18 +34,12 @@ class LabelEditor:
         self._refresh(layer, except_pane=pane)
         layer.changed.emit("data")
 
-        def replay(undo: bool) -> None:
-            self._replaying = True
-            try:
-                nl.undo() if undo else nl.redo()
-            finally:
-                self._replaying = False
+        def after_replay() -> None:
             self._refresh(layer)
             layer.changed.emit("data")
 
         if self.history is not None:
-            self.history.push(Command(f"paint '{layer.name}'", lambda: replay(False), lambda: replay(True)),
-                              applied=True)
+            self.history.push(stroke_command(self, f"paint '{layer.name}'", nl, after_replay), applied=True)
 
     def set_mode(self, layer: LabelMap, mode: str, label: int | None = None, brush_size: int | None = None) -> None:
         """The same tool in every pane: a stroke in any view edits the one label map."""
@@ -64,3 +58,21 @@ class LabelEditor:
             if brush_size is not None:
                 nl.brush_size = int(brush_size)
             nl.mode = mode
+
+
+def stroke_command(owner, text: str, nl, after_replay) -> Command:
+    """One napari Labels stroke as an undo step: replays napari's own undo/redo of that stroke.
+
+    ``owner._replaying`` is raised during the replay so that the paint event napari emits then is not
+    taken for a new stroke.
+    """
+
+    def replay(undo: bool) -> None:
+        owner._replaying = True
+        try:
+            nl.undo() if undo else nl.redo()
+        finally:
+            owner._replaying = False
+        after_replay()
+
+    return Command(text, lambda: replay(False), lambda: replay(True))

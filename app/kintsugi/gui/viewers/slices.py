@@ -143,24 +143,12 @@ class SliceView(QWidget):
     def _on_mask_stroke(self, layer: Image2D, nl) -> None:
         if self._replaying:
             return
-
-        def write_back() -> None:  # the stroke is already in layer.data (shared array): announce it
-            layer.changed.emit("data")
-
-        def replay(undo: bool) -> None:
-            self._replaying = True
-            try:
-                nl.undo() if undo else nl.redo()
-            finally:
-                self._replaying = False
-            write_back()
-
-        write_back()
+        layer.changed.emit("data")  # the stroke is already in layer.data (the shared array): announce it
         if self.history is not None:
-            from kintsugi.core.history import Command
+            from kintsugi.gui.viewers.label_editing import stroke_command
 
-            self.history.push(Command(f"paint '{layer.name}'", lambda: replay(False), lambda: replay(True)),
-                              applied=True)
+            command = stroke_command(self, f"paint '{layer.name}'", nl, lambda: layer.changed.emit("data"))
+            self.history.push(command, applied=True)
 
     def close_viewer(self) -> None:
         self.qt_viewer.close()
