@@ -66,15 +66,14 @@ def model(volume: Volume, *, weights, device) -> dict:
 @pytest.fixture(scope="session")
 def batch_plugin_dir(tmp_path_factory) -> Path:
     """A plugin folder holding ``kintsugi_batchtest`` (tasks batchtest.crash / slow / model)."""
-    import torch
-    from safetensors.torch import save_file
+    from safetensors.numpy import save_file
 
     root = tmp_path_factory.mktemp("batch-plugins")
     pkg = root / "kintsugi_batchtest"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "tasks.py").write_text(TASKS)
-    save_file({"w": torch.ones(4)}, str(pkg / "net.safetensors"))
+    save_file({"w": np.ones(4, np.float32)}, str(pkg / "net.safetensors"))
     digest = hashlib.sha256((pkg / "net.safetensors").read_bytes()).hexdigest()
     (pkg / "kintsugi.toml").write_text(textwrap.dedent(f"""
         name = "kintsugi-batchtest"
