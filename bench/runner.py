@@ -19,6 +19,8 @@ for _name in PLUGIN_BENCHMARKS:
     BENCHMARKS[_name] = (lambda n: lambda workdir, repeats: importlib.import_module(f"bench.{n}").run(
         workdir, repeats=repeats))(_name)
 
+BENCHMARKS["batch"] = lambda workdir, repeats: importlib.import_module("bench.batch").run(workdir, repeats=repeats)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)

@@ -94,9 +94,10 @@ class Ledger:
 
     def record(self, row: dict[str, Any]) -> None:
         old = self.rows.get(row["key"], {})
-        merged = {**old, **{k: v for k, v in row.items() if k != "traceback"}}
+        merged = {**old, **row}
         if row.get("status") == "done":
             merged["error"] = ""
+            merged.pop("traceback", None)
             merged["finished"] = _now()
         self.rows[row["key"]] = merged
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class BatchProgress:
     done: int = 0
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
+    running_since: float | None = None  # when the inputs were submitted (after the cluster started)
     workers: int = 0
     dashboard: str | None = None
     last: dict[str, Any] | None = None
@@ -66,9 +68,9 @@ class BatchProgress:
     @property
     def eta_s(self) -> float | None:
         ran = self.done + self.failed
-        if ran == 0 or self.remaining == 0:
+        if ran == 0 or self.remaining == 0 or self.running_since is None:
             return None if self.remaining else 0.0
-        return self.elapsed / ran * self.remaining
+        return (time.perf_counter() - self.running_since) / ran * self.remaining
 
     def line(self) -> str:
         eta = self.eta_s
@@ -269,12 +271,14 @@ def _submit_and_collect(client, plan, todo, ledger: Ledger, state: BatchProgress
                 "other_inputs": plan.other_inputs, "device": plan.device, "weights": plan.weights,
                 "output": str(plan.output.resolve()), "plugin_path": os.environ.get("KINTSUGI_PLUGIN_PATH", "")}
     futures = {}
+    run_id = uuid.uuid4().hex[:6]  # a retry of the same input never meets the key of an earlier, failed try
     for it in todo:
         job = {**job_base, "input": str(it.input.resolve()), "stem": it.stem, "key": it.key}
-        fut = client.submit(run_one, job, key=f"kintsugi-{plan.task.id}-{it.stem}-{it.key[:12]}", pure=False,
+        fut = client.submit(run_one, job, key=f"kintsugi-{plan.task.id}-{it.stem}-{it.key[:12]}-{run_id}", pure=False,
                             retries=0)
         futures[fut] = it
     state.state = "running"
+    state.running_since = time.perf_counter()
     state.message = state.line()
     report()
     pending = set(futures)

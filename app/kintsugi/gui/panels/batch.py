@@ -91,7 +91,6 @@ class BatchRunner(QObject):
             job.state = "running"
         job.fraction = p.fraction
         job.duration_s = time.perf_counter() - job._t0
-        job.title = f"Batch: {self.task.title} ({p.total} inputs)"
         if p.workers and not self.scheduler:
             job.device = f"local ×{p.workers}"
         text = p.message or p.line()
@@ -327,6 +326,8 @@ class BatchDialog(QDialog):
         device = None if self.device.currentIndex() == 0 else self.device.currentText()
         runner = BatchRunner(task, inputs, output, values, input_param=name, workers=self.workers.value() or None,
                              scheduler=self.scheduler.text().strip() or None, device=device, parent=self)
+        n = len(expand_inputs(inputs))
+        runner.job.title = f"Batch: {task.title} ({n} input{'s' if n != 1 else ''})"
         runner.changed.connect(self._on_changed, Qt.ConnectionType.QueuedConnection)
         self.runners.append(runner)
         self._on_changed(runner.job)
@@ -337,7 +338,7 @@ class BatchDialog(QDialog):
             button.clicked.connect(runner.cancel)
         runner.start()
         self.status.setStyleSheet("")
-        self.status.setText(f"running {task.id} on {len(expand_inputs(inputs))} inputs; progress in the Jobs dock")
+        self.status.setText(f"running {task.id} on {n} inputs; progress in the Jobs dock")
         if self._log:
             self._log(f"batch {runner.job.id}: {task.id} over {', '.join(inputs)} → {output}")
         if self._show_jobs:
