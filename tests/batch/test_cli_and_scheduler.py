@@ -74,7 +74,7 @@ def test_cli_batch_through_an_external_scheduler(tmp_path, scheduler):
                            "--largest-only", "true", "--scheduler", scheduler, "--output", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "4 done, 0 skipped" in proc.stdout
+    assert "4 done, 0 skipped" in proc.stdout and "[4/4] done" in proc.stderr  # a line per input in a log
     assert set(_statuses(out).values()) == {"done"}
     assert all((out / f"ct_{i:02d}" / "mask.nii.gz").is_file() for i in range(4))
     with open(out / "batch.csv", newline="") as fh:

@@ -48,3 +48,28 @@ def test_stems_are_unique(tmp_path):
     task = get_registry().task("volume.threshold")
     stems = [it.stem for it in make_plan(task, [str(a), str(b)], tmp_path / "out").items]
     assert stems[0] == "ct_00" and stems[1].startswith("ct_00-") and len(set(stems)) == 2
+
+
+def test_progress_line_and_terminal_bar():
+    import io
+
+    from kintsugi.batch import BatchProgress
+    from kintsugi.cli.batch_cmd import BatchBar
+
+    p = BatchProgress(total=10, skipped=2, done=3, failed=1, state="running", dashboard="http://127.0.0.1:8787/status")
+    p.running_since = p.started - 4.0  # 4 inputs ran in 4 s: 4 left, about 4 s
+    assert p.line().startswith("6/10 · 5 done (2 already done) · 1 failed · 4 left · ETA ")
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    BatchBar(True, tty)(p)
+    text = tty.getvalue()
+    assert "dashboard: http://127.0.0.1:8787/status\n" in text and "\r[#################..........." in text
+    log = io.StringIO()
+    bar = BatchBar(True, log)
+    p.last = {"status": "failed", "input": "x.nii.gz", "error": "corrupt"}
+    bar(p)
+    assert log.getvalue().endswith("[6/10] failed x.nii.gz: corrupt\n")

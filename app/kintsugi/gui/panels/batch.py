@@ -332,6 +332,7 @@ class BatchDialog(QDialog):
         self.runners.append(runner)
         self._on_changed(runner.job)
         row = self.jobs_panel.row_of(runner.job)
+        self.jobs_panel.item(row, 0).setToolTip(f"{runner.job.title}: {', '.join(inputs)} → {output}")
         button = self.jobs_panel.cellWidget(row, self.jobs_panel.columnCount() - 1)
         if isinstance(button, QPushButton):  # the Jobs dock's Cancel stops this batch
             button.clicked.disconnect()
