@@ -16,11 +16,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from kintsugi_reassembly import se3
-from kintsugi_reassembly.features import fpfh, knn, smooth_regions
+from kintsugi_reassembly.features import fpfh, knn, pca_normals, smooth_regions
 from kintsugi_reassembly.prep import Part
 
 PENALTY = 2.0  # interpenetration costs twice what the same area of contact earns
 TOUCH_GATE = 1.5  # x sample spacing: farthest neighbour that can count as contact
+MIN_CONTACT = 0.12  # a placement must touch at least this share of the piece's break
 PLANE_GAP = 0.35  # x sample spacing: largest gap to the neighbour's tangent plane that counts as contact
 
 
@@ -55,13 +56,15 @@ class Geo:
         self.tree = cKDTree(self.ref_p)
         self.ftree = cKDTree(self.fp)
         n_kp = max(12, int(round(len(self.fp) * self.keypoint_ratio)))
-        pick = np.random.default_rng(self.index).permutation(len(self.fp))[:n_kp]
+        pick = np.random.default_rng(abs(self.index)).permutation(len(self.fp))[:n_kp]
         self.kp, self.kn = self.fp[pick], self.fn[pick]
         self.desc = fpfh(self.kp, self.kn)
         self.desc_flip = fpfh(self.kp, -self.kn)
         # facets: crease-bounded patches of the break, one per cut mostly; matching goes facet to facet
-        nd, nb = knn(self.kp, 8)
-        self.facet = smooth_regions(self.kp, self.kn, nb, nd, angle_deg=35.0)
+        nd, nb = knn(self.kp, 20)
+        _, smooth = pca_normals(self.kp, nb, self.kn)  # waves of the relief smoothed out
+        self.facet = smooth_regions(self.kp, smooth, nb[:, :8], nd[:, :8], angle_deg=30.0)
+        self.ktree = cKDTree(self.kp)
         self.centre = self.pts.mean(0)
         self.radius = float(np.linalg.norm(self.pts - self.centre, axis=1).max())
         # rim: original-surface samples next to the break; across a true match the rims continue
@@ -148,11 +151,11 @@ def contact_penetration(a: Geo, b: Geo, t_ba: np.ndarray, h: float) -> tuple[flo
 
 
 def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarray, tree: cKDTree,
-        init: np.ndarray, h: float, iters: int = 20, final_gate: float = 2.0) -> np.ndarray:
+        init: np.ndarray, h: float, iters: int = 20, final_gate: float = 2.0, start_gate: float = 6.0) -> np.ndarray:
     """Point-to-plane ICP pairing only points whose normals face each other (two sides of a break)."""
     m = init.copy()
     for it in range(iters):
-        gate = max(final_gate * h, (6.0 - it * 0.5) * h)
+        gate = max(final_gate * h, (start_gate - it * 0.5) * h) if iters > 8 else final_gate * h
         p, n = se3.apply(m, src_p), se3.rotate(m, src_n)
         d, idx = tree.query(p, distance_upper_bound=gate)
         ok = np.isfinite(d)
@@ -176,11 +179,10 @@ def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarr
 
 
 def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep: int,
-            min_facet: int = 12) -> list[np.ndarray]:
+            min_facet: int = 12) -> list[tuple[int, np.ndarray]]:
     """Hypotheses from every pair of facets (a's facet x b's facet) plus one over whole breaks."""
-    out: list[np.ndarray] = []
-    fa_ids = [r for r in np.unique(a.facet) if np.sum(a.facet == r) >= min_facet]
-    fb_ids = [r for r in np.unique(b.facet) if np.sum(b.facet == r) >= min_facet]
+    out: list[tuple[int, np.ndarray]] = []
+    fa_ids, fb_ids = _largest_facets(a, min_facet, 6), _largest_facets(b, min_facet, 6)
     n_pairs = max(1, len(fa_ids) * len(fb_ids))
     per = max(300, iters // n_pairs)
     for ra in fa_ids:
@@ -193,7 +195,7 @@ def _ransac(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int, keep
 
 
 def _ransac_sets(a: Geo, b: Geo, ia: np.ndarray, ib: np.ndarray, h: float, rng: np.random.Generator,
-                 iters: int, keep: int, max_eval: int = 1500) -> list[np.ndarray]:
+                 iters: int, keep: int, max_eval: int = 1500) -> list[tuple[int, np.ndarray]]:
     """Hypotheses (b -> a) from 2-point samples of descriptor correspondences, normals included.
 
     Two oriented points fix a rigid pose, so a sample needs two right matches instead of three:
@@ -240,37 +242,101 @@ def _ransac_sets(a: Geo, b: Geo, ia: np.ndarray, ib: np.ndarray, h: float, rng: 
     inl = (np.linalg.norm(moved - dstp[None], axis=2) < 1.5 * hk) & (np.einsum("bmi,mi->bm", mn, dstn) < -0.5)
     votes = inl.sum(1)
     order = np.argsort(-votes)
-    chosen: list[np.ndarray] = []
+    chosen: list[tuple[int, np.ndarray]] = []
     for k in order:
         if votes[k] < 3 or len(chosen) >= keep:
             break
         mk = ms[k]
         if any(se3.angle_deg(mk[:3, :3], c[:3, :3]) < 10 and np.linalg.norm(mk[:3, 3] - c[:3, 3]) < 5 * hk
-               for c in chosen):
+               for _, c in chosen):
             continue
-        chosen.append(mk)
+        chosen.append((int(votes[k]), mk))
     return chosen
 
 
+def _frame(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid and rows (u, v, w): w the mean normal, u the main in-plane axis."""
+    c = p.mean(0)
+    w = n.mean(0)
+    w /= np.linalg.norm(w) + 1e-12
+    q = p - c
+    q -= np.outer(q @ w, w)
+    _, _, vt = np.linalg.svd(q, full_matrices=False)
+    u = vt[0] - (vt[0] @ w) * w
+    u /= np.linalg.norm(u) + 1e-12
+    return c, np.stack([u, np.cross(w, u), w])
+
+
+def _largest_facets(g: Geo, min_facet: int, most: int) -> list[int]:
+    ids, counts = np.unique(g.facet, return_counts=True)
+    order = np.argsort(-counts)[:most]
+    return [int(ids[k]) for k in order if counts[k] >= min_facet]
+
+
+def _facet_hypotheses(a: Geo, b: Geo, min_facet: int = 12, angles: int = 10, most: int = 6) -> list[np.ndarray]:
+    """Put a facet of b onto a facet of a: centroids together, normals opposed, turned in-plane."""
+    out = []
+    fa, fb = _largest_facets(a, min_facet, most), _largest_facets(b, min_facet, most)
+    frames_a = {r: _frame(a.kp[a.facet == r], a.kn[a.facet == r]) for r in fa}
+    frames_b = {r: _frame(b.kp[b.facet == r], -b.kn[b.facet == r]) for r in fb}
+    na = {r: np.sum(a.facet == r) for r in fa}
+    nb = {r: np.sum(b.facet == r) for r in fb}
+    turns = [se3.exp_so3(np.array([0, 0, t])) for t in np.linspace(0, 2 * np.pi, angles, endpoint=False)]
+    for ra in fa:
+        ca, fa_ = frames_a[ra]
+        for rb in fb:
+            if not 0.25 <= na[ra] / nb[rb] <= 4:
+                continue
+            cb, fb_ = frames_b[rb]
+            for t in turns:
+                r = fa_.T @ t @ fb_
+                out.append(se3.make(r, ca - r @ cb))
+    return out
+
+
+def _prescore(a: Geo, b: Geo, hyps: list[np.ndarray], h: float) -> np.ndarray:
+    """Cheap support of each hypothesis: b keypoints landing on a keypoints with opposed normals."""
+    if not hyps:
+        return np.zeros(0)
+    hk = h / np.sqrt(a.keypoint_ratio)
+    ms = np.stack(hyps)
+    moved = np.einsum("bij,mj->bmi", ms[:, :3, :3], b.kp) + ms[:, None, :3, 3]
+    mn = np.einsum("bij,mj->bmi", ms[:, :3, :3], b.kn)
+    d, idx = a.ktree.query(moved.reshape(-1, 3), distance_upper_bound=1.5 * hk)
+    ok = np.isfinite(d)
+    good = np.zeros(len(d), bool)
+    good[ok] = np.einsum("ij,ij->i", mn.reshape(-1, 3)[ok], a.kn[idx[ok]]) < -0.5
+    return good.reshape(len(hyps), -1).sum(1)
+
+
 def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 8000,
-               keep: int = 8, top: int = 3) -> list[Candidate]:
-    """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses."""
-    hyps = _ransac(a, b, h, rng, iters, keep)
+               keep: int = 8, top: int = 3, n_icp: int = 10) -> list[Candidate]:
+    """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses.
+
+    Only the ``n_icp`` best-supported hypotheses are refined, first on a subsample of b's break
+    and then, for the best few, at full density: ICP dominates the cost otherwise.
+    """
+    pool = [m for _, m in _ransac(a, b, h, rng, iters, keep)] + _facet_hypotheses(a, b)
+    support = _prescore(a, b, pool, h)
+    hyps = [(support[k], pool[k]) for k in np.argsort(-support)]
+    sub = rng.permutation(len(b.fp))[:400]
+    sp, sn = b.fp[sub], b.fn[sub]
+    rough: list[tuple[float, np.ndarray]] = []
+    for _, m in hyps[: n_icp]:
+        m = icp(sp, sn, a.fp, a.fn, a.ftree, m, h, iters=12)
+        if any(se3.angle_deg(m[:3, :3], r[:3, :3]) < 3 and np.linalg.norm(m[:3, 3] - r[:3, 3]) < 3 * h
+               for _, r in rough):
+            continue
+        c, p = contact_penetration(a, b, m, h)
+        rough.append((c - PENALTY * p, m))
+    rough.sort(key=lambda v: -v[0])
     out: list[Candidate] = []
-    for m in hyps:
-        m = icp(b.fp, b.fn, a.fp, a.fn, a.ftree, m, h)
+    for _, m in rough[: top + 1]:
+        m = icp(b.fp, b.fn, a.fp, a.fn, a.ftree, m, h, iters=6, final_gate=1.5)
         c, p = contact_penetration(a, b, m, h)
         out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p))
     out.sort(key=lambda c: -c.score)
-    distinct: list[Candidate] = []
-    for c in out:
-        if c.score <= 0 or len(distinct) >= top:
-            continue
-        if any(se3.angle_deg(c.transform[:3, :3], d.transform[:3, :3]) < 3
-               and np.linalg.norm(c.transform[:3, 3] - d.transform[:3, 3]) < 3 * h for d in distinct):
-            continue
-        distinct.append(c)
-    return distinct
+    return [c for c in out[:top] if c.score > 0]
 
 
 def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None,
@@ -290,6 +356,45 @@ def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None
 # global
 
 
+def frac_area(g: Geo) -> float:
+    return len(g.fp) * g.frac_area_per_point
+
+
+def _union(geos: list[Geo], poses: dict[int, np.ndarray]) -> Geo:
+    """Everything placed so far as one piece, so a leftover can be matched to the whole break edge."""
+    keys = sorted(poses)
+    cat = lambda f: np.concatenate([f(k) for k in keys])  # noqa: E731
+    pts = cat(lambda k: se3.apply(poses[k], geos[k].pts))
+    nrm = cat(lambda k: se3.rotate(poses[k], geos[k].nrm))
+    fp = cat(lambda k: se3.apply(poses[k], geos[k].fp))
+    fn = cat(lambda k: se3.rotate(poses[k], geos[k].fn))
+    orig = cat(lambda k: geos[k].original)
+    return Geo(-1, pts, nrm, fp, fn, float(np.median([geos[k].area_per_point for k in keys])),
+               float(np.median([geos[k].frac_area_per_point for k in keys])), orig, geos[keys[0]].keypoint_ratio)
+
+
+def place_leftovers(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[int], h: float,
+                    rng: np.random.Generator, max_pen_ratio: float = 0.35) -> tuple[dict[int, np.ndarray], list[int]]:
+    """Match each piece the tree could not place against the assembly as a whole; best first."""
+    poses, missing = dict(poses), list(missing)
+    while missing:
+        union = _union(geos, poses)
+        best = None
+        for j in missing:
+            for c in match_pair(union, geos[j], h, rng, iters=4000):
+                contact, pen = overlap(geos, poses, j, c.transform, h)
+                if pen > max_pen_ratio * max(contact, 1e-12) or contact < MIN_CONTACT * frac_area(geos[j]):
+                    continue
+                score = contact - PENALTY * pen
+                if best is None or score > best[0]:
+                    best = (score, j, c.transform)
+        if best is None:
+            break
+        poses[best[1]] = best[2]
+        missing.remove(best[1])
+    return poses, missing
+
+
 def overlap(geos: list[Geo], poses: dict[int, np.ndarray], j: int, pose_j: np.ndarray, h: float) -> tuple[float, float]:
     """(contact, penetration) of piece j at pose_j against all placed pieces."""
     tc = tp = 0.0
@@ -307,34 +412,63 @@ def overlap(geos: list[Geo], poses: dict[int, np.ndarray], j: int, pose_j: np.nd
     return tc, tp
 
 
-def assemble_tree(geos: list[Geo], cands: list[Candidate], anchor: int, h: float,
+def assemble_tree(geos: list[Geo], cands: list[Candidate], root: int, h: float,
                   max_pen_ratio: float = 0.35) -> tuple[dict[int, np.ndarray], list[int]]:
-    """Best-first spanning tree from the anchor; returns poses and the parts left unplaced."""
-    poses = {anchor: np.eye(4)}
+    """Best-first spanning tree from ``root``; returns poses (root = identity) and parts left unplaced.
+
+    Lazy greedy: a popped candidate is re-scored against every piece already placed (contact
+    with all of them minus penetration into any); if that drops it below the next candidate it
+    goes back into the queue. Placements that bite into placed pieces are refused, and ones that
+    touch several placed pieces at once (a closing loop) rise to the front.
+    """
+    poses = {root: np.eye(4)}
     by_target: dict[int, list[Candidate]] = {}
     for c in cands:
         by_target.setdefault(c.i, []).append(c)
-    heap: list[tuple[float, int, Candidate]] = []
+    heap: list[tuple[float, int, bool, Candidate]] = []
     counter = 0
 
-    def push_from(i: int) -> None:
+    def push(score: float, c: Candidate, rescored: bool) -> None:
         nonlocal counter
-        for c in by_target.get(i, []):
-            if c.j not in poses:
-                heapq.heappush(heap, (-c.score, counter, c))
-                counter += 1
+        heapq.heappush(heap, (-score, counter, rescored, c))
+        counter += 1
 
-    push_from(anchor)
+    for c in by_target.get(root, []):
+        push(c.score, c, False)
+    placed_p, placed_n = [geos[root].fp], [geos[root].fn]
+    tree = cKDTree(placed_p[0])
+    dst_p, dst_n = placed_p[0], placed_n[0]
+    fitted: dict[int, np.ndarray] = {}
     while heap and len(poses) < len(geos):
-        _, _, c = heapq.heappop(heap)
+        neg, key, rescored, c = heapq.heappop(heap)
         if c.j in poses:
             continue
-        pose = poses[c.i] @ c.transform
-        contact, pen = overlap(geos, poses, c.j, pose, h)
-        if pen > max_pen_ratio * max(contact, 1e-12):
-            continue
+        pose = fitted.get(key, poses[c.i] @ c.transform)
+        if not rescored:
+            # settle the piece against everything placed so far before judging it
+            g = geos[c.j]
+            sub = np.linspace(0, len(g.fp) - 1, min(len(g.fp), 400)).astype(int)
+            pose = icp(g.fp[sub], g.fn[sub], dst_p, dst_n, tree, pose, h, iters=10, final_gate=1.5, start_gate=3.0)
+            contact, pen = overlap(geos, poses, c.j, pose, h)
+            if pen > max_pen_ratio * max(contact, 1e-12) or contact < MIN_CONTACT * frac_area(g):
+                continue
+            score = contact - PENALTY * pen
+            if heap and score < -heap[0][0]:
+                fitted[counter] = pose
+                push(score, c, True)
+                continue
         poses[c.j] = pose
-        push_from(c.j)
+        placed_p.append(se3.apply(pose, geos[c.j].fp))
+        placed_n.append(se3.rotate(pose, geos[c.j].fn))
+        dst_p, dst_n = np.concatenate(placed_p), np.concatenate(placed_n)
+        tree = cKDTree(dst_p)
+        for c2 in by_target.get(c.j, []):
+            if c2.j not in poses:
+                push(c2.score, c2, False)
+        # candidates already re-scored may now touch the new piece: let them be re-scored again
+        heap = [(n, k, False, cc) for n, k, _, cc in heap]
+        fitted.clear()
+        heapq.heapify(heap)
     missing = [k for k in range(len(geos)) if k not in poses]
     return poses, missing
 
@@ -397,13 +531,28 @@ def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[i
 
 
 def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None,
-             iters: int = 8000) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
+             iters: int = 8000, roots: int = 3) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
+    """Pairs, then a spanning tree from each of the ``roots`` largest pieces; the best-scoring
+    assembly (after refinement) wins and is expressed with the anchor at identity."""
     geos = to_geo(parts)
     h = spacing(geos)
     cands = all_pairs(geos, h, rng, progress, iters=iters)
-    poses, missing = assemble_tree(geos, cands, anchor, h)
+    order = list(np.argsort([-p.area for p in parts])[:roots])
+    if anchor in order:
+        order.remove(anchor)
+    best = None
+    for root in [anchor, *order]:
+        poses, missing = assemble_tree(geos, cands, int(root), h)
+        if missing:
+            poses, missing = place_leftovers(geos, poses, missing, h, rng)
+        if missing:
+            poses = place_missing(geos, poses, missing, cands)
+        score = assembly_score(geos, poses, h)["score"] - 0.5 * len(missing) / len(geos)
+        if best is None or score > best[0]:
+            best = (score, poses, missing)
+    _, poses, missing = best
+    to_anchor = se3.inv(poses[anchor])
+    poses = {k: to_anchor @ v for k, v in poses.items()}
     poses = refine(geos, poses, anchor, h)
     info = {"unmatched": [parts[k].name for k in missing]}
-    if missing:
-        poses = place_missing(geos, poses, missing, cands)
     return poses, info, geos, cands, h
