@@ -65,9 +65,11 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
     workdir = Path(workdir)
     inputs = make_inputs(workdir / "inputs")
     where, when = machine(), today()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = load > (os.cpu_count() or 1)
+    print(f"load average at start: {load:.1f} on {os.cpu_count()} cores", flush=True)
     note = (f"{N_INPUTS} CT volumes {'x'.join(map(str, SHAPE))}, volume.threshold --largest-only; wall clock incl. "
-            f"start-up; median of {repeats}; machine shared (load avg {load:.1f} at start)")
+            f"start-up; median of {repeats}" + ("; machine busy with other jobs" if busy else ""))
     rows = []
     rates = {}
     for workers in (1, 2):
@@ -108,8 +110,9 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
     t = statistics.median(loop_times)
     loop_rate = N_LOOP / t * 60
     print(f"shell loop of kintsugi run: {t:6.1f} s for {N_LOOP} inputs = {loop_rate:.1f} inputs/min", flush=True)
+    busy_note = "; machine busy with other jobs" if busy else ""
     rows.append(Row("batch", f"shell loop of `kintsugi run`, one process per input (first {N_LOOP} of the same "
-                    f"inputs; median of {repeats}; machine shared)", f"{loop_rate:.1f}", "inputs/min", where, when))
+                    f"inputs; median of {repeats}{busy_note})", f"{loop_rate:.1f}", "inputs/min", where, when))
     rows.append(Row("batch", "speed-up of kintsugi batch (2 workers) over the shell loop",
                     f"{rates[2] / loop_rate:.1f}", "x", where, when))
     return rows
