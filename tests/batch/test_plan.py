@@ -73,3 +73,15 @@ def test_progress_line_and_terminal_bar():
     p.last = {"status": "failed", "input": "x.nii.gz", "error": "corrupt"}
     bar(p)
     assert log.getvalue().endswith("[6/10] failed x.nii.gz: corrupt\n")
+
+
+def test_unchanged_files_are_not_hashed_again(tmp_path):
+    from kintsugi.batch.plan import content_hash
+
+    f = make_cohort(tmp_path, 1)[0]
+    memo: dict = {}
+    digest = content_hash(f, memo)
+    memo[str(f.resolve())]["sha256"] = "remembered"
+    assert content_hash(f, memo) == "remembered"  # same size and mtime: the recorded hash is used
+    f.write_bytes(f.read_bytes() + b"\0")
+    assert content_hash(f, memo) not in ("remembered", digest)

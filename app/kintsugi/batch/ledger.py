@@ -83,9 +83,11 @@ class Ledger:
             "config": json.loads(json.dumps(plan.config(), default=str)),
             "runs": runs, "hash_memo": plan.hash_memo,
         }
-        # Keep the rows of this plan's inputs; those to run now start again as pending.
+        # Keep the rows of this plan's inputs (those to run now start again as pending) and of inputs an
+        # earlier run of this batch did that this run does not name; drop rows of superseded file contents.
         keep = {it.key for it in plan.items}
-        self.rows = {k: r for k, r in self.rows.items() if k in keep}
+        current = {str(it.input.resolve()) for it in plan.items}
+        self.rows = {k: r for k, r in self.rows.items() if k in keep or r.get("input_resolved") not in current}
         for it in plan.items:
             if it.key in todo or it.key not in self.rows:
                 self.rows[it.key] = {"key": it.key, "input": str(it.input), "input_resolved": str(it.input.resolve()),
