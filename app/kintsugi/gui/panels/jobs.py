@@ -17,6 +17,7 @@ class JobsPanel(QTableWidget):
         self.setHorizontalHeaderLabels(_COLUMNS)
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
+        self.setColumnWidth(0, 260)  # task titles ("Reassembly: Reassemble fragments") are the longest cell
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
 
     def row_of(self, job) -> int:
