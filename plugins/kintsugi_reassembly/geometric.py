@@ -530,11 +530,12 @@ def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[i
     return poses
 
 
-def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None,
-             iters: int = 8000, roots: int = 3) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
+def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None, iters: int = 8000,
+             roots: int = 3, geos: list[Geo] | None = None
+             ) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
     """Pairs, then a spanning tree from each of the ``roots`` largest pieces; the best-scoring
     assembly (after refinement) wins and is expressed with the anchor at identity."""
-    geos = to_geo(parts)
+    geos = geos or to_geo(parts)
     h = spacing(geos)
     cands = all_pairs(geos, h, rng, progress, iters=iters)
     order = list(np.argsort([-p.area for p in parts])[:roots])

@@ -63,31 +63,58 @@ def contact_distances(geos: list[geometric.Geo], poses: dict[int, np.ndarray]) -
 
 
 def run(fragments, method: str = "combined", seed: int = 0, points_total: int = 8000,
-        segmentation: str = "auto", progress=None, prepared: Prepared | None = None) -> Result:
-    """Assemble a Fragments layer. ``method``: combined | geometric (learned falls back to geometric)."""
+        segmentation: str = "auto", progress=None, prepared: Prepared | None = None,
+        n_samples: int = 4) -> Result:
+    """Assemble a Fragments layer.
+
+    ``geometric``: pair matching + spanning tree + refinement. ``learned``: flow-matching
+    hypotheses, each refined geometrically. ``combined``: both; the best assembly score wins and
+    the others are returned as alternatives.
+    """
+    from kintsugi_reassembly import flow
+
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     prep = prepared or prepare(fragments, points_total=points_total, seed=seed)
+    if method == "learned" and not flow.WEIGHTS.exists():
+        raise ValueError("the learned pose model's weights are not installed; use method 'geometric'")
     if progress is not None:
         progress(0.05, f"{len(prep.parts)} fragments sampled")
     segment_parts(prep, rng, segmentation, progress=progress)
     anchor = int(np.argmax([p.area for p in prep.parts]))
+    geos = geometric.to_geo(prep.parts)
+    h = geometric.spacing(geos)
 
     def sub(frac: float, msg: str) -> None:
         if progress is not None:
-            progress(0.2 + 0.7 * frac, msg)
+            progress(0.2 + 0.6 * frac, msg)
 
-    poses, info, geos, cands, h = geometric.assemble(prep.parts, anchor, rng, sub)
-    score = geometric.assembly_score(geos, poses, h)
-    score["unmatched"] = info["unmatched"]
-    score["method"] = "geometric"
-    notices = list(prep.notices)
+    found: list[tuple[str, dict[int, np.ndarray], list[str]]] = []
+    if method in ("geometric", "combined"):
+        poses, info, geos, _, h = geometric.assemble(prep.parts, anchor, rng, sub, geos=geos)
+        found.append(("geometric", poses, info["unmatched"]))
     if method in ("learned", "combined"):
-        notices.append("the learned pose model is not shipped in this version; geometric result used")
+        if progress is not None:
+            progress(0.82, "learned hypotheses")
+        for k, hyp in enumerate(flow.hypotheses(prep.parts, anchor, n_samples=n_samples, seed=seed)):
+            found.append((f"learned-{k}", geometric.refine(geos, hyp, anchor, h, rounds=2), []))
+    scored = []
+    for name, poses, unmatched in found:
+        s = geometric.assembly_score(geos, poses, h)
+        s.update({"method": name, "unmatched": unmatched})
+        scored.append((s["score"], name, poses, s))
+    scored.sort(key=lambda v: -v[0])
+    _, _, poses, score = scored[0]
+    alternatives = [{"method": name, "scores": s,
+                     "fragments": [{"file": prep.parts[k].file, "transform": _to_file_units(p[k], prep.scale).tolist()}
+                                   for k in range(len(prep.parts))]}
+                    for _, name, p, s in scored[1:]]
+    notices = list(prep.notices)
+    if method == "combined" and not flow.WEIGHTS.exists():
+        notices.append("learned pose model not installed: geometric result only")
     dist = contact_distances(geos, poses)
-    result = Result(
+    return Result(
         poses=[_to_file_units(poses[k], prep.scale) for k in range(len(prep.parts))],
         names=[p.name for p in prep.parts], files=[p.file for p in prep.parts], anchor=anchor,
-        scores=score, notices=notices, prepared=prep,
+        scores=score, alternatives=alternatives, notices=notices, prepared=prep,
         contact_distance=[d * prep.scale for d in dist], seconds=time.perf_counter() - t0)
-    return result
