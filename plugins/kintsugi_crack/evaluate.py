@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     ap = argparse.ArgumentParser(description="held-out numbers for MODEL.md")
-    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--real", type=Path, default=Path("/work/shared/data/crack"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "weights" / "eval.json")
     a = ap.parse_args(argv)

@@ -76,12 +76,33 @@ def _window_input(data: np.ndarray, t: Tile, il: Illumination) -> torch.Tensor:
     return torch.from_numpy(x)[None].to(memory_format=torch.channels_last)
 
 
+def fold_batchnorm(module: torch.nn.Module) -> None:
+    """Fold every BatchNorm that follows a convolution into it (inference only): one pass less over
+    every feature map, a fifth of the CPU time of this small network."""
+    for child in module.children():
+        fold_batchnorm(child)
+    if not isinstance(module, torch.nn.Sequential):
+        return
+    items = list(module)
+    for i in range(len(items) - 1):
+        conv, bn = items[i], items[i + 1]
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight = torch.nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
+            conv.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+            module[i + 1] = torch.nn.Identity()
+
+
 def load_model(tensors: dict[str, torch.Tensor], device: str = "cpu") -> CrackProtoNet:
     net = CrackProtoNet()
     missing, unexpected = net.load_state_dict(tensors, strict=False)
     if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
         raise ValueError(f"weights do not fit CrackProtoNet (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return net.eval().to(device).to(memory_format=torch.channels_last)
+    net.eval()
+    with torch.no_grad():
+        fold_batchnorm(net)
+    return net.to(device).to(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
@@ -119,8 +140,9 @@ def add_support(protos: Prototypes, data: np.ndarray, mask: np.ndarray, net: Cra
         valid[: t.py1 - t.py0, : t.px1 - t.px0][t.core] = 1
         mt = F.avg_pool2d(torch.from_numpy(m)[None, None], 2).to(device)
         vt = F.avg_pool2d(torch.from_numpy(valid)[None, None], 2).to(device)
-        # A feature cell is crack if any crack pixel falls in it: thin cracks cover < 1/2 of a 2x2 cell.
-        protos.add(feats.float(), ref.float(), (mt > 0).float() * (vt > 0.99).float(), (vt > 0.99).float())
+        # Soft masks (crack fraction of each 2x2 cell), exactly as in training (model.batch_prototypes).
+        inside = (vt > 0.99).float()
+        protos.add(feats.float(), ref.float(), mt * inside, inside)
 
 
 # ------------------------------------------------------------------------------------ classical

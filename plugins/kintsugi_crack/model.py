@@ -90,6 +90,30 @@ class CrackProtoNet(nn.Module):
         d0 = self.dec0(torch.cat([F.interpolate(d1, scale_factor=2, mode="bilinear", align_corners=False), s0], 1))
         return d0, r
 
+    def features_fast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features`` without concatenations, for inference (same weights, same result).
+
+        A convolution of a concatenation is the sum of convolutions of its parts, and a 1x1
+        convolution commutes with bilinear upsampling, so the decoder's 1x1 layers run at the lower
+        resolution before upsampling and no half-resolution 64-channel copy is ever made."""
+        s = self.rgb_stem(x[:, :3])
+        r = self.ref_stem(x[:, 3:4])
+        c1 = self.enc1[0][0]
+        w1 = c1.weight
+        e1 = F.conv2d(s, w1[:, :16], c1.bias, c1.stride, c1.padding) + F.conv2d(r, w1[:, 16:], None, c1.stride,
+                                                                                   c1.padding)
+        e1 = self.enc1[1](self.enc1[0][2](self.enc1[0][1](e1)))
+        e2 = self.enc2(e1)
+        c2 = self.dec1[0]
+        lat = F.conv2d(self.lat2(e2), c2.weight[:, :32])
+        d1 = F.interpolate(lat, scale_factor=2, mode="bilinear", align_corners=False) + F.conv2d(e1, c2.weight[:, 32:])
+        d1 = self.dec1[1](d1)
+        c0, rest = self.dec0[0], self.dec0[1:]
+        w0 = c0.weight
+        d0 = (F.interpolate(F.conv2d(d1, w0[:, :32]), scale_factor=2, mode="bilinear", align_corners=False)
+              + F.conv2d(s, w0[:, 32:48], c0.bias) + F.conv2d(r, w0[:, 48:]))
+        return rest(d0), r
+
     def proto_logit(self, feats: torch.Tensor, protos: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cosine similarity to the fused fg/bg prototypes, mixed into a logit offset (N, 1, h, w)."""
         w = torch.sigmoid(self.fuse(torch.cat([protos["r_fg"], protos["r_bg"]], -1)))  # (C,) or (N, C)
@@ -104,7 +128,7 @@ class CrackProtoNet(nn.Module):
 
     def forward(self, x: torch.Tensor, protos: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Full-resolution crack logits (N, 1, H, W)."""
-        feats, _ = self.features(x)
+        feats, _ = self.features(x) if self.training else self.features_fast(x)
         logit = self.head(feats)
         if protos is not None:
             logit = logit + self.proto_logit(feats, protos)
