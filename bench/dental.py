@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from bench.results_table import Row, machine, today
 
@@ -18,15 +19,16 @@ def _big_volume():
     from kintsugi.core import Geometry, Volume
     from kintsugi.samples import dental
 
-    ph = dental.generate(9100, jaws=("upper", "lower"), spacing=(0.25, 0.25, 0.25))
-    src = ph.cbct.data[:256, :256, :256]
+    ph = dental.generate(9100, jaws=("upper", "lower"))  # 0.4 mm, upsampled: drawing at 0.25 mm takes minutes
+    src = ndi.zoom(ph.cbct.data, 1.6, order=1, grid_mode=True, mode="nearest")[:256, :256, :256]
     rng = np.random.default_rng(0)
     data = (rng.normal(-1000, 20, (256, 256, 256))).astype(np.int16)
     off = [(256 - s) // 2 for s in src.shape]
     data[off[0]:off[0] + src.shape[0], off[1]:off[1] + src.shape[1], off[2]:off[2] + src.shape[2]] = src
     g = ph.cbct.geometry
-    origin = np.asarray(g.origin) - np.asarray(off[::-1]) * np.asarray(g.spacing)
-    return Volume(name="cbct256", data=data, geometry=Geometry(g.spacing, tuple(origin))), len(ph.truth)
+    sp = np.asarray(g.spacing) / 1.6
+    origin = np.asarray(g.origin) - 0.1875 * np.asarray(g.spacing) - np.asarray(off[::-1]) * sp
+    return Volume(name="cbct256", data=data, geometry=Geometry(tuple(sp), tuple(origin))), len(ph.truth)
 
 
 def run(workdir: Path, repeats: int = 3) -> list[Row]:

@@ -69,7 +69,7 @@ def sliding_window(model: torch.nn.Module, image: np.ndarray, device: str = "cpu
 
 @dataclass
 class Segmentation:
-    labels: np.ndarray  # int32 instance labels on the canonical input grid
+    labels: np.ndarray  # uint16 instance labels on the canonical input grid
     work_labels: np.ndarray  # the same at the working spacing
     prob: np.ndarray  # tooth probability at the working spacing
     notes: list[str] = field(default_factory=list)
@@ -99,7 +99,7 @@ def segment_array(model: torch.nn.Module, data: np.ndarray, spacing_zyx: tuple[f
                              progress=lambda f, m: prog(0.1 + 0.6 * f, m))
         prob[(slice(None), *roi)] = sub
     prog(0.72, "separating teeth")
-    work_labels = separate(prob[0], prob[1], WORK_SPACING)
+    work_labels = separate(prob[0], prob[1], WORK_SPACING, image=img)
     prog(0.85, "back to the input grid")
     labels = _to_input_grid(work_labels, prob[0], factor, data.shape)
     return Segmentation(labels, work_labels, prob[0], notes)
@@ -109,7 +109,7 @@ def _to_input_grid(work_labels: np.ndarray, prob: np.ndarray, factor: tuple[floa
                    shape: tuple[int, ...]) -> np.ndarray:
     """Upsample within the teeth's bounding box only: the foreground from the linearly interpolated
     probability (smooth surfaces), each voxel's tooth from the nearest working-grid tooth."""
-    out = np.zeros(shape, np.int32)
+    out = np.zeros(shape, np.uint16)  # full input grid: keep it small (a 512^3 scan is 256 MB at 16 bits)
     if work_labels.max() == 0:
         return out
     idx = np.argwhere(work_labels > 0)
@@ -121,7 +121,7 @@ def _to_input_grid(work_labels: np.ndarray, prob: np.ndarray, factor: tuple[floa
     fg = from_working(prob, factor, box, order=1, origin_in=tuple(lo)) > 0.5
     dil = ndi.grey_dilation(work_labels, size=3)  # border voxels of the fine grid find a tooth ...
     grown = np.where(work_labels > 0, work_labels, dil)  # ... without moving the contacts between teeth
-    lab = from_working(grown.astype(np.float32), factor, box, order=0, origin_in=tuple(lo)).astype(np.int32)
+    lab = from_working(grown.astype(np.float32), factor, box, order=0, origin_in=tuple(lo)).astype(np.uint16)
     lab[~fg] = 0
     out[tuple(slice(int(l), int(h)) for l, h in zip(lo, hi, strict=True))] = lab
     return out

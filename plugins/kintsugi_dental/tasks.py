@@ -53,14 +53,18 @@ def segment_teeth(
     canon = canonical(geo.direction, geo.spacing)
     seg = segment_array(model, canon.forward(data), canon.spacing_zyx, dev,
                         progress=lambda f, m: progress(0.03 + 0.8 * f, m))
-    labels = np.ascontiguousarray(canon.inverse(seg.labels)).astype(np.uint16 if seg.labels.max() > 255 else np.uint8)
+    labels = np.ascontiguousarray(canon.inverse(seg.labels))
+    if labels.max() <= 255:
+        labels = labels.astype(np.uint8)
     n = int(labels.max())
     progress(0.85, f"{n} teeth: measuring")
-    ids = np.arange(1, n + 1)
     voxel_mm3 = float(np.prod(geo.spacing))
-    counts = ndi.sum_labels(np.ones(labels.shape, np.float32), labels, ids) if n else []
-    cents = ndi.center_of_mass(np.ones(labels.shape, np.float32), labels, ids) if n else []
-    centroids = [geo.index_to_physical(np.asarray(c)[::-1]) for c in cents]
+    boxes = ndi.find_objects(labels) if n else []
+    counts, centroids = [], []
+    for k, sl in enumerate(boxes, start=1):  # per tooth box: no full-grid temporaries
+        idx = np.argwhere(labels[sl] == k) + np.array([s.start for s in sl])
+        counts.append(len(idx))
+        centroids.append(geo.index_to_physical(idx.mean(axis=0)[::-1]))
     fdi: list[int | None] = [None] * n
     if numbering and n:
         cen = np.array(centroids)
@@ -77,7 +81,7 @@ def segment_teeth(
     files: dict[str, Any] = {"teeth_labels.nii.gz": label_map, "teeth.json": rows}
     layers: list[Any] = [label_map]
     if meshes and n:
-        for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        for i, sl in enumerate(boxes, start=1):
             progress(0.88 + 0.1 * i / n, f"surface of {infos[i].name}")
             if sl is None:
                 continue

@@ -4,8 +4,9 @@
     .venv/bin/python -m kintsugi_dental.train --iters 3000 --unlabelled 40   # a fuller run
 
 RAIL, as implemented here (REFERENCES.md, arXiv 2505.03538), on a few labelled phantoms and an unlabelled rest:
-- two groups of two students, each group a plain and a residual U-Net (same parameter layout), one shared
-  mean teacher (EMA of the students of the group just trained); groups are trained alternately;
+- two groups of two students, each group a plain and a residual U-Net, groups trained alternately, one mean
+  teacher shared by both groups: the EMA of the first group's plain U-Net (averaging the weights of students
+  that started from different random weights gives a network that predicts nothing — tried, Dice 0);
 - Disagreement-Focused Supervision on labelled patches: Dice + BCE for every student, plus a BCE restricted
   to the voxels where a student disagrees with its peer or with the ground truth; the weaker student (higher
   Dice loss) is also pulled towards the better one there;
@@ -13,6 +14,8 @@ RAIL, as implemented here (REFERENCES.md, arXiv 2505.03538), on a few labelled p
   temperature 0.1, weighted voxel by voxel by the teacher's confidence |2p - 1| (low-confidence voxels count
   little), ramped up over the first 40 % of the run.
 The supervised-only run trains one U-Net on the same labelled phantoms for the same number of iterations.
+Both are scored on three validation phantoms (seeds 8000-8002) and the better one ships as
+weights/dental_unet.safetensors; both are then scored on the held-out phantoms (seeds 9000-9008) for MODEL.md.
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.nn import functional as F
+
+from kintsugi.plugins.weights import sha256_of
 
 from .data import Case, make_case
 from .evaluate import HELD_OUT_SEEDS, evaluate
-from .model import UNet3D
+from .model import UNet3D, load_model
 
 HERE = Path(__file__).resolve().parent
 PATCH = 40
@@ -136,13 +143,10 @@ def train_supervised(labelled: list[Case], iters: int, seed: int, lr: float = 3e
 
 
 @torch.no_grad()
-def _ema(teacher: UNet3D, students: list[UNet3D], decay: float) -> None:
+def _ema(teacher: UNet3D, student: UNet3D, decay: float) -> None:
+    src = student.state_dict()
     for name, tp in teacher.state_dict().items():
-        mean = torch.stack([s.state_dict()[name].float() for s in students]).mean(0)
-        if tp.dtype.is_floating_point:
-            tp.mul_(decay).add_(mean, alpha=1 - decay)
-        else:
-            tp.copy_(mean.to(tp.dtype))
+        tp.mul_(decay).add_(src[name].float(), alpha=1 - decay)
 
 
 def train_rail(labelled: list[Case], unlabelled: list[Case], iters: int, seed: int, lr: float = 3e-3,
@@ -192,7 +196,8 @@ def train_rail(labelled: list[Case], unlabelled: list[Case], iters: int, seed: i
         total.backward()
         for o in sopts:
             o.step()
-        _ema(teacher, students, ema if step > 20 else 0.0)
+        if g == 0:  # one lineage: weights of independently initialised students cannot be averaged
+            _ema(teacher, students[0], ema if step > 20 else 0.0)
         if log and (step % 100 == 0 or step == iters - 1):
             print(f"[rail] {step:5d} group {g} loss {float(total.detach()):.4f} best {best} ramp {w_c:.2f} "
                   f"{time.time() - t0:6.0f}s", flush=True)
@@ -219,17 +224,26 @@ def _cached(seed: int, cache: Path | None) -> Case:
 def save(net: UNet3D, path: Path) -> str:
     from safetensors.torch import save_file
 
-    from kintsugi.plugins.weights import sha256_of
-
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
     return sha256_of(path)
+
+
+VAL_SEEDS = (8000, 8001, 8002)
+
+
+def _score(ev: dict) -> float:
+    return 0.5 * (ev["dice"] + ev["f1"])
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=700, help="iterations of each run (both runs use the same)")
     ap.add_argument("--unlabelled", type=int, default=16, help="number of unlabelled phantoms")
+    ap.add_argument("--only", choices=("both", "rail", "supervised"), default="both",
+                    help="retrain one run and keep the other's weights and report")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="no training: score the saved weights again (after a change of post-processing)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "weights")
@@ -238,36 +252,49 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    print("generating phantoms", flush=True)
-    labelled = [_cached(s, args.cache) for s in LABELLED_SEEDS]
-    unlabelled = [_cached(UNLABELLED_BASE + i, args.cache) for i in range(args.unlabelled)]
+    labelled: list[Case] = []
+    unlabelled: list[Case] = []
+    if not args.evaluate_only:
+        print("generating phantoms", flush=True)
+        labelled = [_cached(s, args.cache) for s in LABELLED_SEEDS]
+        unlabelled = [_cached(UNLABELLED_BASE + i, args.cache) for i in range(args.unlabelled)]
     for c in unlabelled:  # unlabelled means unlabelled: the targets are never read
         c.tooth, c.core, c.labels = np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.int16)
     t_data = time.time() - t_start
-    t0 = time.time()
-    rail = train_rail(labelled, unlabelled, args.iters, args.seed)
-    t_rail = time.time() - t0
-    t0 = time.time()
-    sup = train_supervised(labelled, args.iters, args.seed)
-    t_sup = time.time() - t0
-    sha_rail = save(rail, args.out / "dental_unet.safetensors")
-    sha_sup = save(sup, args.out / "dental_unet_supervised.safetensors")
     seeds = HELD_OUT_SEEDS[: args.eval_seeds]
-    print("held-out evaluation (RAIL teacher)", flush=True)
-    ev_rail = evaluate(rail, seeds, verbose=True)
-    print("held-out evaluation (supervised only)", flush=True)
-    ev_sup = evaluate(sup, seeds, verbose=True)
-    report = {"iters": args.iters, "labelled_seeds": list(LABELLED_SEEDS),
-              "unlabelled_seeds": [UNLABELLED_BASE + i for i in range(args.unlabelled)],
-              "held_out_seeds": list(seeds), "seed": args.seed, "threads": args.threads,
-              "seconds": {"data": round(t_data), "rail": round(t_rail), "supervised": round(t_sup),
-                          "total": round(time.time() - t_start)},
-              "sha256": {"rail": sha_rail, "supervised": sha_sup}, "rail": ev_rail, "supervised": ev_sup}
-    (args.out / "training_report.json").write_text(json.dumps(report, indent=1, default=float))
-    print(json.dumps({k: v for k, v in report.items() if k not in ("rail", "supervised")}, indent=1))
-    for name, ev in (("rail", ev_rail), ("supervised", ev_sup)):
-        print(f"{name}: dice {ev['dice']:.3f} f1 {ev['f1']:.3f} tooth dice {ev['tooth_dice']:.3f} "
-              f"exact count {ev['teeth_exact']}/{len(seeds)}")
+    runs = ("rail", "supervised") if args.only == "both" else (args.only,)
+    for run in runs:
+        t0 = time.time()
+        path = args.out / f"dental_unet_{run}.safetensors"
+        if args.evaluate_only:
+            old = json.loads((args.out / f"report_{run}.json").read_text())
+            net, t_train, sha = load_model(load_file(str(path))), old["seconds"]["train"], sha256_of(path)
+            t_data = old["seconds"]["data"]
+        else:
+            if run == "rail":
+                net = train_rail(labelled, unlabelled, args.iters, args.seed)
+            else:
+                net = train_supervised(labelled, args.iters, args.seed)
+            t_train = time.time() - t0
+            sha = save(net, path)
+        print(f"validation ({run})", flush=True)
+        ev_val = evaluate(net, VAL_SEEDS, verbose=True)
+        print(f"held-out evaluation ({run})", flush=True)
+        ev = evaluate(net, seeds, verbose=True)
+        report = {"run": run, "iters": args.iters, "labelled_seeds": list(LABELLED_SEEDS),
+                  "unlabelled_seeds": [UNLABELLED_BASE + i for i in range(args.unlabelled)] if run == "rail" else [],
+                  "validation_seeds": list(VAL_SEEDS), "held_out_seeds": list(seeds), "seed": args.seed,
+                  "threads": args.threads, "seconds": {"data": round(t_data), "train": round(t_train)},
+                  "sha256": sha, "validation": ev_val, "held_out": ev}
+        (args.out / f"report_{run}.json").write_text(json.dumps(report, indent=1, default=float))
+        print(f"{run}: train {t_train:.0f}s  held-out dice {ev['dice']:.3f} f1 {ev['f1']:.3f} "
+              f"tooth dice {ev['tooth_dice']:.3f} exact count {ev['teeth_exact']}/{len(seeds)}", flush=True)
+    reports = {r: json.loads((args.out / f"report_{r}.json").read_text()) for r in ("rail", "supervised")
+               if (args.out / f"report_{r}.json").is_file()}
+    best = max(reports, key=lambda r: _score(reports[r]["validation"]))
+    shutil.copyfile(args.out / f"dental_unet_{best}.safetensors", args.out / "dental_unet.safetensors")
+    print(f"shipping {best} (validation score {_score(reports[best]['validation']):.3f}); "
+          f"total {time.time() - t_start:.0f}s", flush=True)
 
 
 if __name__ == "__main__":
