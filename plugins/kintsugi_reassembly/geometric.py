@@ -21,6 +21,7 @@ from kintsugi_reassembly.prep import Part
 
 PENALTY = 2.0  # interpenetration costs twice what the same area of contact earns
 TOUCH_GATE = 1.5  # x sample spacing: farthest neighbour that can count as contact
+FACET_K, FACET_ANGLE = 20, 30.0  # facets: normals smoothed over k keypoints, crease angle
 MIN_CONTACT = 0.12  # a placement must touch at least this share of the piece's break
 PLANE_GAP = 0.35  # x sample spacing: largest gap to the neighbour's tangent plane that counts as contact
 
@@ -61,9 +62,9 @@ class Geo:
         self.desc = fpfh(self.kp, self.kn)
         self.desc_flip = fpfh(self.kp, -self.kn)
         # facets: crease-bounded patches of the break, one per cut mostly; matching goes facet to facet
-        nd, nb = knn(self.kp, 20)
+        nd, nb = knn(self.kp, FACET_K)
         _, smooth = pca_normals(self.kp, nb, self.kn)  # waves of the relief smoothed out
-        self.facet = smooth_regions(self.kp, smooth, nb[:, :8], nd[:, :8], angle_deg=30.0)
+        self.facet = smooth_regions(self.kp, smooth, nb[:, :8], nd[:, :8], angle_deg=FACET_ANGLE)
         self.ktree = cKDTree(self.kp)
         self.centre = self.pts.mean(0)
         self.radius = float(np.linalg.norm(self.pts - self.centre, axis=1).max())
@@ -163,14 +164,20 @@ def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarr
             break
         idx = idx[ok]
         q, qn = dst_p[idx], dst_n[idx]
-        ok2 = np.einsum("ij,ij->i", n[ok], qn) < -0.2
+        ok2 = np.einsum("ij,ij->i", n[ok], qn) < -0.5
         if ok2.sum() < 6:
             break
         ps, q, qn = p[ok][ok2], q[ok2], qn[ok2]
-        # linearised point-to-plane: [p x n, n] [w; t] = (q - p) . n
-        a = np.hstack([np.cross(ps, qn), qn])
+        # linearised point-to-plane: [p x n, n] [w; t] = (q - p) . n, about the centroid for conditioning
+        centre = ps.mean(0)
+        a = np.hstack([np.cross(ps - centre, qn), qn])
         b = np.einsum("ij,ij->i", q - ps, qn)
-        x, *_ = np.linalg.lstsq(a.T @ a + 1e-9 * np.eye(6), a.T @ b, rcond=None)
+        # Cauchy weights: pairs that do not lie on each other (other breaks, misread points) fade out
+        w = 1.0 / (1.0 + (b / (0.5 * h)) ** 2)
+        aw = a * w[:, None]
+        x = np.linalg.solve(aw.T @ a + 1e-9 * np.eye(6), aw.T @ b)
+        rot = se3.exp_so3(x[:3])
+        x = np.concatenate([x[:3], x[3:] + centre - rot @ centre])
         step = se3.make(se3.exp_so3(x[:3]), x[3:])
         m = step @ m
         if np.linalg.norm(x) < 1e-6:
@@ -273,7 +280,7 @@ def _largest_facets(g: Geo, min_facet: int, most: int) -> list[int]:
     return [int(ids[k]) for k in order if counts[k] >= min_facet]
 
 
-def _facet_hypotheses(a: Geo, b: Geo, min_facet: int = 12, angles: int = 10, most: int = 6) -> list[np.ndarray]:
+def _facet_hypotheses(a: Geo, b: Geo, min_facet: int = 12, angles: int = 16, most: int = 5) -> list[np.ndarray]:
     """Put a facet of b onto a facet of a: centroids together, normals opposed, turned in-plane."""
     out = []
     fa, fb = _largest_facets(a, min_facet, most), _largest_facets(b, min_facet, most)
@@ -302,10 +309,12 @@ def _prescore(a: Geo, b: Geo, hyps: list[np.ndarray], h: float) -> np.ndarray:
     ms = np.stack(hyps)
     moved = np.einsum("bij,mj->bmi", ms[:, :3, :3], b.kp) + ms[:, None, :3, 3]
     mn = np.einsum("bij,mj->bmi", ms[:, :3, :3], b.kn)
-    d, idx = a.ktree.query(moved.reshape(-1, 3), distance_upper_bound=1.5 * hk)
+    flat = moved.reshape(-1, 3)
+    d, idx = a.ktree.query(flat, distance_upper_bound=1.5 * hk)
     ok = np.isfinite(d)
     good = np.zeros(len(d), bool)
-    good[ok] = np.einsum("ij,ij->i", mn.reshape(-1, 3)[ok], a.kn[idx[ok]]) < -0.5
+    gap = np.abs(np.einsum("ij,ij->i", flat[ok] - a.kp[idx[ok]], a.kn[idx[ok]]))
+    good[ok] = (np.einsum("ij,ij->i", mn.reshape(-1, 3)[ok], a.kn[idx[ok]]) < -0.5) & (gap < 0.5 * hk)
     return good.reshape(len(hyps), -1).sum(1)
 
 

@@ -64,8 +64,11 @@ def fracture_probability(points: np.ndarray, normals: np.ndarray, method: str = 
     with torch.no_grad():
         logit = model(torch.from_numpy((feats - mean) / std)).numpy()[:, 0]
     prob = 1.0 / (1.0 + np.exp(-logit))
-    sums = np.bincount(regions, weights=prob)
-    counts = np.bincount(regions)
-    region_prob = sums / np.maximum(counts, 1)
-    big = counts[regions] >= 8  # tiny regions (noise, corners) keep their own prediction
-    return np.where(big, region_prob[regions], prob).astype(np.float32)
+    return region_vote(prob, regions)
+
+
+def region_vote(prob: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Average the classifier over each crease-bounded region (a break face is one region);
+    tiny regions (noise, corners) keep their own per-point answers."""
+    sums, counts = np.bincount(regions, weights=prob), np.bincount(regions)
+    return np.where(counts[regions] >= 8, (sums / np.maximum(counts, 1))[regions], prob).astype(np.float32)

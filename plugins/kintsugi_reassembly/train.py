@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: python plugins/kintsugi_reasse
 from kintsugi_reassembly import data  # noqa: E402
 from kintsugi_reassembly.features import geometric_fracture, segmentation_features  # noqa: E402
 from kintsugi_reassembly.prep import prepare  # noqa: E402
+from kintsugi_reassembly.segment import region_vote  # noqa: E402
 
 SEED = 1234
 
@@ -47,11 +48,6 @@ def build_set(seeds: list[int], rng: np.random.Generator, log) -> list[tuple[np.
         if k % 10 == 0:
             log(f"  data {k + 1}/{len(seeds)}")
     return parts
-
-
-def region_vote(prob: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    sums, counts = np.bincount(regions, weights=prob), np.bincount(regions)
-    return np.where(counts[regions] >= 8, (sums / np.maximum(counts, 1))[regions], prob)
 
 
 def main(argv: list[str] | None = None) -> int:
