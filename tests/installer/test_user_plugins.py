@@ -41,9 +41,8 @@ BROKEN = {
                              'function = "{prefix}_same_name_as_builtin.tasks:f"\n',
                              "def f(x: int) -> int:\n    return x\n"),
 }
-# Not handled by kintsugi/plugins/registry.py yet: the fix is described in docs/installer.md
-# ("Plugin folders: what is reported"); remove the xfail mark once it is applied.
-NOT_YET = {
+# Plugins that used to end discovery itself (a non-UTF-8 manifest, SystemExit on import, a mistyped folder).
+DISCOVERY_KILLERS = {
     "not_utf8": (b'name = "\xff\xfe"\n', ""),
     "exits_on_import": ('name = "{prefix}-exits"\n[[tasks]]\nid = "{prefix}.exits"\n'
                         'function = "{prefix}_exits_on_import.tasks:f"\n', "raise SystemExit(3)\n"),
@@ -140,14 +139,13 @@ def test_the_window_starts_with_broken_user_plugins_and_lists_them(tmp_path, mon
         get_registry(refresh=True)
 
 
-@pytest.mark.xfail(strict=True, reason="registry.py does not catch these yet; see docs/installer.md")
 def test_plugins_that_kill_discovery_today_are_reported_too(tmp_path):
     prefix = "unot"
-    _user_folder(tmp_path, prefix, NOT_YET)
+    _user_folder(tmp_path, prefix, DISCOVERY_KILLERS)
     missing = tmp_path / "no-such-folder"
     proc = _cli("plugins", "list", "--json", data_home=tmp_path / "data", extra={"KINTSUGI_PLUGIN_PATH": str(missing)})
     assert proc.returncode == 0, proc.stderr
     listing = json.loads(proc.stdout)
     assert "unot.double" in {t["id"] for m in listing["plugins"] for t in m["tasks"]}
-    assert _failed_names(listing, prefix) >= set(NOT_YET)
+    assert _failed_names(listing, prefix) >= set(DISCOVERY_KILLERS)
     assert any(str(missing) in f["source"] for f in listing["failed"])

@@ -60,7 +60,7 @@ class Registry:
             manifest = load_manifest(path, package, version)
             self.add(manifest)
             return manifest
-        except (ManifestError, OSError) as e:
+        except (ManifestError, OSError, ValueError) as e:  # ValueError: a manifest that is not UTF-8 text
             self.failed.append(FailedPlugin(str(path), str(e)))
             return None
 
@@ -79,7 +79,7 @@ class Registry:
             try:
                 for t in manifest.tasks:
                     _ = t.signature
-            except Exception as e:  # noqa: BLE001 - any import error of a plugin is its own failure
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - any import error of a plugin is its own failure
                 self.failed.append(FailedPlugin(str(manifest.source or name), f"{type(e).__name__}: {e}"))
                 del self.plugins[name]
                 for t in manifest.tasks:
@@ -108,8 +108,11 @@ def discover(check: bool = True) -> Registry:
             reg.add(load_manifest(path, ep.value, version))
         except Exception as e:  # noqa: BLE001
             reg.failed.append(FailedPlugin(source, str(e)))
+    explicit = {Path(p) for p in os.environ.get("KINTSUGI_PLUGIN_PATH", "").split(os.pathsep) if p}
     for folder in plugin_dirs():
         if not folder.is_dir():
+            if folder in explicit:  # a typo in KINTSUGI_PLUGIN_PATH; a missing user folder is normal
+                reg.failed.append(FailedPlugin(str(folder), "plugin folder not found (KINTSUGI_PLUGIN_PATH)"))
             continue
         if str(folder) not in sys.path:
             sys.path.append(str(folder))
