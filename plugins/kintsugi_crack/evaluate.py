@@ -161,10 +161,10 @@ class Segmenter:
         cut = round(self.threshold * 255)
         return lambda img: (predict(img, self.net, protos) >= cut).astype(np.uint8) * 255
 
-    def prototypes(self, support: list[Pair]) -> dict[str, Any]:
+    def prototypes(self, support: list[Pair], adapt: bool = False) -> dict[str, Any]:
         from kintsugi_crack.tasks import build_prototypes
 
-        return build_prototypes(self.net, [(i, m, n) for i, m, n in support], 1024, "cpu")
+        return build_prototypes(self.net, [(i, m, n) for i, m, n in support], 1024, "cpu", adapt=adapt)
 
     @staticmethod
     def ridge() -> Callable[[np.ndarray], np.ndarray]:
@@ -201,12 +201,14 @@ def run_all(sets: dict[str, list[Pair]], supports: dict[str, list[Pair]], seg: S
         base = name.split(":")[0]
         res: dict[str, dict[str, float]] = {}
         methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ridge": seg.ridge(), "network": seg.network()}
-        for k in (1, 5):
-            if supports.get(base):
-                key = (base, k)
+        for k, fit in ((1, False), (5, False), (5, True)):
+            if supports.get(base) and (not fit or not base.startswith("synthetic")):
+                key = (base, k, fit)
                 if key not in proto_cache:
-                    proto_cache[key] = seg.prototypes(pick_support(supports[base], k))
-                methods[f"{k}-shot"] = seg.network(proto_cache[key])
+                    t0 = time.perf_counter()
+                    proto_cache[key] = seg.prototypes(pick_support(supports[base], k), adapt=fit)
+                    log(f"{base}: {k}-shot{' + head fit' if fit else ''} built in {time.perf_counter() - t0:.1f} s")
+                methods[f"{k}-shot" + (" + head fit" if fit else "")] = seg.network(proto_cache[key])
         for m, fn in methods.items():
             sc = score(pairs, fn)
             res[m] = sc.as_dict() | {"s_per_image": round(float(np.median(sc.seconds)), 3)}

@@ -143,6 +143,8 @@ def add_support(protos: Prototypes, data: np.ndarray, mask: np.ndarray, net: Cra
         # Soft masks (crack fraction of each 2x2 cell), exactly as in training (model.batch_prototypes).
         inside = (vt > 0.99).float()
         protos.add(feats.float(), ref.float(), mt * inside, inside)
+        protos.keep_crop(x, feats, torch.from_numpy(m)[None, None].to(device),
+                         torch.from_numpy(valid)[None, None].to(device))
 
 
 # ------------------------------------------------------------------------------------ classical

@@ -24,6 +24,7 @@ from torch import nn
 FEAT = 32
 REF_FEAT = 16
 MARGIN = 48  # px of context each tile side needs (receptive field of the network, with room)
+CROP = 256  # px of each support tile kept for the few-shot head fit
 
 
 def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -34,10 +35,27 @@ def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequentia
 class Prototypes:
     """Sums for masked average pooling, accumulated over support tiles/images (K-shot = pooled)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.fg_px = 0.0
         self.bg_px = 0.0
+        self.crops: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # for adapt_head
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def keep_crop(self, x: torch.Tensor, feats: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> None:
+        """Keep a window (at most ``CROP`` px, around a random crack pixel) of a support tile:
+        (network input, features, full-res mask, full-res valid) for ``adapt_head``."""
+        h, w = x.shape[2:]
+        ys, xs = torch.nonzero(mask[0, 0] * valid[0, 0] > 0, as_tuple=True)
+        if len(ys) == 0:
+            return
+        k = int(torch.randint(len(ys), (1,), generator=self.gen))
+        y0 = max(0, min(h - CROP, int(ys[k]) - CROP // 2)) // 8 * 8
+        x0 = max(0, min(w - CROP, int(xs[k]) - CROP // 2)) // 8 * 8
+        y1, x1 = min(h, y0 + CROP), min(w, x0 + CROP)
+        y1, x1 = y0 + (y1 - y0) // 8 * 8, x0 + (x1 - x0) // 8 * 8
+        self.crops.append((x[:, :, y0:y1, x0:x1].clone(), feats[:, :, y0 // 2:y1 // 2, x0 // 2:x1 // 2].clone(),
+                           mask[:, :, y0:y1, x0:x1].clone(), valid[:, :, y0:y1, x0:x1].clone()))
 
     def add(self, feats: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> None:
         """``mask``/``valid``: (N, 1, h, w) in [0, 1] at feature resolution."""
@@ -49,7 +67,6 @@ class Prototypes:
                 self.sums[key] = self.sums[key] + s if key in self.sums else s
         self.fg_px += float(fg.sum())
         self.bg_px += float(bg.sum())
-
     def vectors(self) -> dict[str, torch.Tensor]:
         if self.fg_px < 1e-6:
             raise ValueError("the support masks mark no crack pixels: draw at least one crack in a support mask")
@@ -129,7 +146,10 @@ class CrackProtoNet(nn.Module):
     def forward(self, x: torch.Tensor, protos: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Full-resolution crack logits (N, 1, H, W)."""
         feats, _ = self.features(x) if self.training else self.features_fast(x)
-        logit = self.head(feats)
+        if protos is not None and "head_w" in protos:
+            logit = F.conv2d(feats, protos["head_w"], protos["head_b"])
+        else:
+            logit = self.head(feats)
         if protos is not None:
             logit = logit + self.proto_logit(feats, protos)
         up = F.interpolate(logit, scale_factor=2, mode="bilinear", align_corners=False)
@@ -144,3 +164,37 @@ def batch_prototypes(feats: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor)
         out[f"{name}_fg"] = (f * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-3)
         out[f"{name}_bg"] = (f * (1 - m)).sum((2, 3)) / (1 - m).sum((2, 3)).clamp_min(1e-3)
     return out
+
+
+def adapt_head(net: CrackProtoNet, protos: dict[str, torch.Tensor], crops: list, steps: int = 20,
+               l2: float = 0.5) -> dict[str, torch.Tensor]:
+    """Few-shot head refit: the 1x1 head (33 numbers) re-fitted to the support examples in seconds,
+    through the full-resolution refinement, with the prototype term as a fixed offset and a pull
+    towards the trained head (``l2``). Backbone and refinement stay frozen.
+
+    Why: the prototype term can only say "like these crack pixels / unlike this background"; a new
+    site's own distractors (formwork, planking) need the decision boundary itself to move."""
+    if not crops:
+        return {}
+    crops = [tuple(t.clone() for t in c) for c in crops]  # out of inference mode: tensors autograd may save
+    w0 = net.head.weight.detach().clone()
+    b0 = net.head.bias.detach().clone()
+    w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([w, b], lr=0.02)
+    with torch.no_grad():
+        offsets = [net.proto_logit(f, protos) for _, f, _, _ in crops]
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = l2 * ((w - w0) ** 2).sum()
+            for (x, f, m, v), off in zip(crops, offsets, strict=True):
+                logit = F.conv2d(f, w, b) + off
+                up = F.interpolate(logit, scale_factor=2, mode="bilinear", align_corners=False)
+                out = up + net.refine(torch.cat([up, x[:, 3:4], x[:, :3].mean(1, keepdim=True)], 1))
+                bce = F.binary_cross_entropy_with_logits(out, m, weight=v, pos_weight=torch.tensor(3.0))
+                p = torch.sigmoid(out) * v
+                dice = 1 - (2 * (p * m).sum() + 1) / (p.sum() + (m * v).sum() + 1)
+                loss = loss + (bce + dice) / len(crops)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {"head_w": w.detach(), "head_b": b.detach()}

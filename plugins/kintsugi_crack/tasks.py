@@ -36,6 +36,8 @@ Threshold = Annotated[float, Param(min=0.05, max=0.95, step=0.05,
 PixelSize = Annotated[float, Param(min=0.0, help="mm per pixel; 0 = the image's own calibration if any, else px only")]
 Tile = Annotated[int, Param(min=64, max=8192, help="tile side in px (memory per tile; large photos are tiled)")]
 MinLength = Annotated[float, Param(min=0.0, help="ignore skeleton pieces shorter than this (px)")]
+FineTune = Annotated[bool, Param(help="with support: also re-fit the network's head to the examples "
+                                      "(tens of seconds; helps with many examples of a site's own distractors)")]
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -115,14 +117,21 @@ def model_tensors(weights: Weights | None, device: str) -> dict[str, Any]:
 
 
 def build_prototypes(net: Any, pairs: list[tuple[np.ndarray, np.ndarray, str]], tile: int, device: str,
-                     progress: Progress = NO_PROGRESS) -> dict[str, Any]:
-    """Foreground/background (and reflectance) prototypes from K support (image, bool mask, name)."""
+                     progress: Progress = NO_PROGRESS, adapt: bool = False) -> dict[str, Any]:
+    """Foreground/background (and reflectance) prototypes from K support (image, bool mask, name),
+    plus (``adapt``) the head re-fitted to the support cells."""
+    from kintsugi_crack.model import adapt_head
+
     protos = Prototypes()
     for k, (img, mask, name) in enumerate(pairs):
         progress(k / max(len(pairs), 1), f"support {k + 1}/{len(pairs)}: {name}")
         check_pair(img, mask, name)
         add_support(protos, img, mask, net, tile, device)
-    return protos.vectors()
+    vectors = protos.vectors()
+    if adapt:
+        progress(0.95, "fitting the head to the support examples")
+        vectors |= adapt_head(net, vectors, protos.crops)
+    return vectors
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -176,7 +185,7 @@ def _pixel_mm(pixel_size: float, image: Image2D) -> float | None:
 
 def _run(images: list[tuple[Image2D | Path, str]], support: list[tuple[np.ndarray, np.ndarray, str]],
          method: str, threshold: float, pixel_size: float, tile: int, min_length: float, progress: Progress,
-         device: str, weights: Weights | None) -> TaskResult:
+         device: str, weights: Weights | None, fine_tune: bool = False) -> TaskResult:
     net = protos = None
     if method == "network" or support:
         progress(0.0, "loading the network")
@@ -184,7 +193,7 @@ def _run(images: list[tuple[Image2D | Path, str]], support: list[tuple[np.ndarra
     if support:
         if method != "network":
             raise ValueError("support examples steer the network; use method 'network' with --support")
-        protos = build_prototypes(net, support, tile, device, progress.span(0.0, 0.1))
+        protos = build_prototypes(net, support, tile, device, progress.span(0.0, 0.1), adapt=fine_tune)
     layers, files, records, failed = [], {}, [], []
     start = 0.1 if support else 0.02
     for i, (item, stem) in enumerate(images):
@@ -207,7 +216,8 @@ def _run(images: list[tuple[Image2D | Path, str]], support: list[tuple[np.ndarra
     summary: dict[str, Any] = {
         "images": len(records), "cracks": sum(r["n_cracks"] for r in records),
         "total_length_px": round(sum(r["total_length_px"] for r in records), 2),
-        "method": method + (f" + {len(support)}-shot" if support else ""),
+        "method": method + (f" + {len(support)}-shot" if support else "")
+        + (" + head fit" if support and fine_tune else ""),
     }
     if all(r["pixel_size_mm"] for r in records):
         summary["total_length_mm"] = round(sum(r["total_length_mm"] for r in records), 2)
@@ -225,6 +235,7 @@ def segment(
     threshold: Threshold = 0.5,
     tile: Tile = DEFAULT_TILE,
     min_length: MinLength = 10.0,
+    fine_tune: FineTune = False,
     *, progress: Progress = NO_PROGRESS, device: str = "cpu", weights: Weights | None = None,
 ) -> TaskResult:
     """Crack mask, width map and per-crack measurements for a photo or every photo in a folder."""
@@ -234,7 +245,7 @@ def segment(
         img, m = read_photo(img_path), read_photo(mask_path)
         pairs.append((img.data, mask_array(m.data), img_path.name))
     return _run([(p, p.stem) for p in paths], pairs, method, threshold, pixel_size, tile, min_length, progress,
-                device, weights)
+                device, weights, fine_tune)
 
 
 def segment_layers(
@@ -246,6 +257,7 @@ def segment_layers(
     threshold: Threshold = 0.5,
     tile: Tile = DEFAULT_TILE,
     min_length: MinLength = 10.0,
+    fine_tune: FineTune = False,
     *, progress: Progress = NO_PROGRESS, device: str = "cpu", weights: Weights | None = None,
 ) -> TaskResult:
     """The same analysis for an open image layer, with support examples as layers (e.g. brushed masks)."""
@@ -254,4 +266,5 @@ def segment_layers(
         raise ValueError(f"{len(imgs)} support image(s) but {len(masks)} support mask(s); give one mask per image")
     pairs = [(i.data, mask_array(m.data), i.name) for i, m in zip(imgs, masks, strict=True)]
     stem = Path(str(image.metadata.get("source", image.name))).stem or "image"
-    return _run([(image, stem)], pairs, method, threshold, pixel_size, tile, min_length, progress, device, weights)
+    return _run([(image, stem)], pairs, method, threshold, pixel_size, tile, min_length, progress, device, weights,
+                fine_tune)

@@ -223,6 +223,9 @@ def test_segment_layers_task_for_the_gui(scenes) -> None:
     res = kintsugi.run("crack.segment_layers", image=photo, support_images=[sup], support_masks=[m])
     assert res.summary["method"] == "network + 1-shot"
     assert res.layers[0].metadata["role"] == "mask" and res.layers[2].n_rows == res.summary["cracks"]
+    fit = kintsugi.run("crack.segment_layers", image=photo, support_images=[sup], support_masks=[m], fine_tune=True)
+    assert fit.summary["method"] == "network + 1-shot + head fit"
+    assert fit.layers[0].data.shape == s1.mask.shape
     with pytest.raises(ValueError, match="give one mask per image"):
         kintsugi.run("crack.segment_layers", image=photo, support_images=[sup])
 
