@@ -303,3 +303,16 @@ def test_paint_a_mask_on_a_photo_and_undo(window, tmp_path):
     window.history.redo()
     assert mask.data[20, 30] == 255
     assert window.new_mask().name == "wall_2_mask"
+
+
+def test_export_layer_writes_standard_files_that_open_again(window, ct_and_labels, tmp_path):
+    from kintsugi.io import open_path
+
+    window.open_path(ct_and_labels[1])
+    seg = window.scene[0]
+    out = window.export_layer(seg, tmp_path / "out" / "edited")
+    assert out.name == "edited.nii.gz"
+    (back,) = open_path(out)
+    assert np.array_equal(back.data, seg.data)
+    assert window.export_layer(seg, tmp_path / "nope.xyz") is None  # an unknown format: a message, no crash
+    assert "cannot export" in window.log.toPlainText()

@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         file_menu.addSeparator()
         self.batch_action = self._action(file_menu, "&Batch…", lambda _=False: self.open_batch_dialog())
+        self._action(file_menu, "&Export layer…", self._export_dialog, "Ctrl+E")
         self._action(file_menu, "Save &screenshot…", self._screenshot_dialog, "Ctrl+Shift+S")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -638,6 +639,49 @@ class MainWindow(QMainWindow):
         self._batch_dialog.show()
         self._batch_dialog.raise_()
         return self._batch_dialog
+
+    EXPORT_FILTERS = {
+        "volume": "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)",
+        "labels": "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)",
+        "image": "PNG (*.png);;TIFF (*.tif *.tiff)",
+        "mesh": "PLY (*.ply);;STL (*.stl);;OBJ (*.obj);;GLB (*.glb)",
+        "points": "PLY (*.ply)",
+        "table": "CSV (*.csv);;JSON (*.json)",
+        "fragments": "Folder of PLY pieces + assembly.json (*)",
+    }
+    EXPORT_SUFFIX = {"volume": ".nii.gz", "labels": ".nii.gz", "image": ".png", "mesh": ".ply", "points": ".ply",
+                     "table": ".csv", "fragments": ""}
+
+    def export_layer(self, layer: Layer, path: str | Path) -> Path | None:
+        """Write one layer in a standard format chosen by the file name (a fragment set: a folder)."""
+        from kintsugi.plugins.result import write_object
+
+        path = Path(path)
+        if not path.suffix and layer.kind in self.EXPORT_SUFFIX and layer.kind != "fragments":
+            path = path.with_name(path.name + self.EXPORT_SUFFIX[layer.kind])
+        try:
+            written = write_object(layer, path)
+        except (KintsugiIOError, OSError, ValueError) as e:
+            self.report_error(f"cannot export {layer.name} to {path}: {e}")
+            return None
+        self.log_message(f"exported {layer.name} to {written}")
+        return written
+
+    def _export_dialog(self) -> None:
+        layer = self.scene.selection[0] if self.scene.selection else (self.scene[-1] if len(self.scene) else None)
+        if layer is None:
+            self.report_error("open or select a layer to export")
+            return
+        default = f"{layer.name}{self.EXPORT_SUFFIX.get(layer.kind, '')}"
+        if layer.kind == "fragments":
+            path = QFileDialog.getExistingDirectory(self, f"Export {layer.name} into a folder")
+            if path:
+                path = str(Path(path) / layer.name)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {layer.name}", default,
+                                                  self.EXPORT_FILTERS.get(layer.kind, ""))
+        if path:
+            self.export_layer(layer, path)
 
     def _screenshot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "kintsugi.png", "PNG (*.png)")
