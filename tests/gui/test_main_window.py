@@ -316,3 +316,31 @@ def test_export_layer_writes_standard_files_that_open_again(window, ct_and_label
     assert np.array_equal(back.data, seg.data)
     assert window.export_layer(seg, tmp_path / "nope.xyz") is None  # an unknown format: a message, no crash
     assert "cannot export" in window.log.toPlainText()
+
+
+def test_fragment_poses_move_actors_without_rebuilding_and_contact_colouring(window, tmp_path):
+    from kintsugi.core import Fragment, Fragments, Mesh
+
+    pieces = []
+    for i in range(2):
+        m = trimesh.creation.icosphere(radius=5)
+        pieces.append(Fragment(f"p{i}", Mesh(vertices=m.vertices + (20 * i, 0, 0), faces=m.faces,
+                                             scalars={"contact_distance": np.full(len(m.vertices), float(i))})))
+    layer = Fragments(name="pot", items=pieces)
+    window.scene.add(layer)
+    view = window.view3d
+    actors = view.actors_of(layer)
+    pose = np.eye(4)
+    pose[:3, 3] = (0, 30, 0)
+    layer.set_pose(1, pose)
+    assert view.actors_of(layer) == actors  # same actors, moved
+    lo, hi = np.array(actors[1].GetBounds()).reshape(3, 2).T
+    assert (lo[1] + hi[1]) / 2 == pytest.approx(30, abs=0.5)
+    view.set_color_by(layer, "contact_distance")
+    assert len(view.plotter.scalar_bars) == 1
+    view.set_color_by(layer, None)
+    assert len(view.plotter.scalar_bars) == 0
+    picked = []
+    view.piece_listeners.append(lambda lay, k: picked.append((lay, k)))
+    view._picked(view.actors_of(layer)[1])
+    assert picked == [(layer, 1)] and window.scene.selection == [layer]

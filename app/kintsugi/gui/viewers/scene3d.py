@@ -72,6 +72,19 @@ def isosurface(volume, level: float) -> Mesh:
                 color=(233, 220, 201))
 
 
+def _common_range(layer: Fragments, scalar: str) -> tuple[float, float] | None:
+    """One colour scale for all pieces (robust: 2nd-98th percentile), so colours compare across pieces."""
+    values = [np.asarray(f.geometry.scalars[scalar], float) for f in layer if scalar in f.geometry.scalars]
+    if not values:
+        return None
+    v = np.concatenate(values)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    lo, hi = np.percentile(v, [2, 98])
+    return float(lo), float(max(hi, lo + 1e-9))
+
+
 class Scene3DView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +100,9 @@ class Scene3DView(QWidget):
         self._layer_of_actor: dict[int, Layer] = {}
         self._bars: dict[int, str] = {}
         self._n_pieces = 0
+        self._piece_of_actor: dict[int, int] = {}  # actor -> index of its piece in a Fragments layer
+        self._color_by: dict[int, str] = {}  # Fragments layer -> name of the per-vertex scalar shown
+        self.piece_listeners: list[Callable[[Fragments, int], None]] = []  # told which piece a pick hit
         self.on_pick: Callable[[Layer | None], None] | None = None
         self._picking = False
 
@@ -109,6 +125,10 @@ class Scene3DView(QWidget):
         layer = self._layer_of_actor.get(id(actor)) if actor is not None else None
         if self.on_pick is not None:
             self.on_pick(layer)
+        piece = self._piece_of_actor.get(id(actor)) if actor is not None else None
+        if isinstance(layer, Fragments) and piece is not None:
+            for listener in list(self.piece_listeners):
+                listener(layer, piece)
 
     def supports(self, layer: Layer) -> bool:
         return shown_in_3d(layer)
@@ -116,9 +136,18 @@ class Scene3DView(QWidget):
     def add(self, layer: Layer) -> None:
         actors = []
         if isinstance(layer, Fragments):
-            for frag in layer:
-                actors.append(self._add_geometry(frag.geometry, frag.pose, palette_color(self._n_pieces), layer))
+            scalar = self._color_by.get(id(layer))
+            clim = _common_range(layer, scalar) if scalar else None
+            for k, frag in enumerate(layer):
+                color = frag.geometry.color or palette_color(self._n_pieces)
+                actor = self._add_piece(frag.geometry, color, scalar if clim else None, clim,
+                                        f"{layer.name}: {scalar}" if k == 0 and clim else None)
+                actor.user_matrix = frag.pose  # moved by its pose, so a pose change needs no new geometry
+                self._piece_of_actor[id(actor)] = k
+                actors.append(actor)
                 self._n_pieces += 1
+            if clim:
+                self._bars[id(layer)] = f"{layer.name}: {scalar}"
         elif isinstance(layer, Mesh | PointCloud):
             actors.append(self._add_geometry(layer, None, layer.color or palette_color(self._n_pieces), layer))
             self._n_pieces += 1
@@ -147,9 +176,42 @@ class Scene3DView(QWidget):
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False)
         return self.plotter.add_mesh(poly, color=rgb, point_size=3, render_points_as_spheres=True, render=False)
 
+    def _add_piece(self, geom: Mesh | PointCloud, color, scalar: str | None, clim, bar_title: str | None) -> object:
+        poly = to_polydata(geom, None)
+        if scalar is not None and scalar in geom.scalars:
+            return self.plotter.add_mesh(poly, scalars=scalar, cmap="coolwarm_r", clim=clim, smooth_shading=True,
+                                         render=False, point_size=3, show_scalar_bar=bar_title is not None,
+                                         scalar_bar_args={"title": bar_title or "", "vertical": True})
+        rgb = tuple(c / 255.0 for c in color)
+        if isinstance(geom, Mesh) and geom.n_faces:
+            return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False,
+                                         scalars=None)
+        return self.plotter.add_mesh(poly, color=rgb, point_size=3, render_points_as_spheres=True, render=False,
+                                     scalars=None)
+
+    def set_color_by(self, layer: Fragments, scalar: str | None) -> None:
+        """Colour every piece of ``layer`` by a per-vertex value (one colour bar), or back to piece colours."""
+        if scalar is None:
+            self._color_by.pop(id(layer), None)
+        else:
+            self._color_by[id(layer)] = scalar
+        if id(layer) in self._actors:
+            camera = self.plotter.camera_position
+            self.remove(layer)
+            self.add(layer)
+            self.plotter.camera_position = camera
+            self.plotter.render()
+
+    def highlight_piece(self, layer: Fragments, index: int | None) -> None:
+        """Make one piece of a fragment set glow (the one being moved or reviewed)."""
+        for a in self._actors.get(id(layer), []):
+            a.GetProperty().SetAmbient(0.5 if self._piece_of_actor.get(id(a)) == index else 0.0)
+        self.plotter.render()
+
     def remove(self, layer: Layer) -> None:
         for a in self._actors.pop(id(layer), []):
             self._layer_of_actor.pop(id(a), None)
+            self._piece_of_actor.pop(id(a), None)
             self.plotter.remove_actor(a, render=False)
         title = self._bars.pop(id(layer), None)
         if title is not None and title in self.plotter.scalar_bars:
@@ -162,7 +224,11 @@ class Scene3DView(QWidget):
                 a.SetVisibility(layer.visible)
                 a.GetProperty().SetOpacity(layer.opacity)
             self.plotter.render()
-        elif what in ("pose", "data", "color", "vertices", "points", "labels"):
+        elif what == "pose" and isinstance(layer, Fragments) and len(self._actors.get(id(layer), [])) == len(layer):
+            for a in self._actors[id(layer)]:
+                a.user_matrix = layer[self._piece_of_actor[id(a)]].pose
+            self.plotter.render()
+        elif what in ("pose", "data", "color", "vertices", "points", "labels", "items"):
             self.remove(layer)
             self.add(layer)
 
