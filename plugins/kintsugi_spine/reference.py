@@ -122,7 +122,7 @@ def neighbour_reference(vertebrae: list[Vertebra], i: int, suspects: set[str] | 
         vb = vertebrae[j]
         assert vb.hmap is not None and vb.footprint is not None
         mean_h = float(vb.hmap[vb.footprint].mean())
-        shapes.append(np.where(vb.footprint, vb.hmap / mean_h, np.nan))
+        shapes.append(np.where(vb.footprint, vb.hmap / mean_h * _profile_change(vb.level, target.level), np.nan))
     stack = np.stack(shapes)
     with warnings.catch_warnings():  # cells no neighbour covers are NaN on purpose
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -141,6 +141,21 @@ def neighbour_reference(vertebrae: list[Vertebra], i: int, suspects: set[str] | 
     if skipped and not flagged:
         note = f"left out fractured-looking level(s) {', '.join(skipped)}"
     return Reference(ref, "neighbours", [vertebrae[j].level for j in shape_src], flagged=flagged, note=note)
+
+
+def _profile_change(src: str, dst: str) -> np.ndarray:
+    """Per-row factor (t, 1) that turns level ``src``'s anterior-posterior height profile into ``dst``'s.
+
+    Thoracic bodies are lower in front, L5 lower behind; when the nearest healthy level is several
+    levels away its shape is tilted by the population's section heights (linear in t through the
+    centres of the thirds), so the mean height is untouched and only the AP profile changes.
+    """
+    from kintsugi_spine.measure import grid_coords
+
+    a, b = norm_heights(src), norm_heights(dst)
+    r = np.array([b[k] / a[k] for k in ("posterior", "middle", "anterior")])
+    r = r / r.mean()
+    return np.interp(grid_coords(), [-2 / 3, 0.0, 2 / 3], r)[:, None]
 
 
 def _mean_ratio(vb: Vertebra) -> float:
