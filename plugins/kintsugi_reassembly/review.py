@@ -69,6 +69,24 @@ def export_transforms(fragments: Fragments, folder: str | Path) -> list[Path]:
     return [path, *written]
 
 
+def write_assembled(fragments: Fragments, path: str | Path) -> Path:
+    """All pieces in place in one PLY or GLB file, each piece in its colour (vertex colours)."""
+    import trimesh
+
+    path = Path(path)
+    if path.suffix.lower() not in (".ply", ".glb"):
+        raise ValueError(f"{path.name}: export the assembled mesh as .ply or .glb")
+    mesh = assembled_mesh(fragments)
+    colors = mesh.scalars["piece_rgb"] if isinstance(mesh, Mesh) else mesh.colors
+    if isinstance(mesh, Mesh):
+        out = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=colors, process=False)
+    else:
+        out = trimesh.PointCloud(mesh.points, colors=colors)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.export(path)
+    return path
+
+
 def assembled_mesh(fragments: Fragments) -> Mesh | PointCloud:
     """All pieces in place as one mesh (or point cloud), coloured by piece: for PLY/GLB export."""
     meshes = [f for f in fragments if isinstance(f.geometry, Mesh) and f.geometry.n_faces]
