@@ -1,10 +1,11 @@
-"""Train the fracture-surface point classifier on the project's synthetic fractures (CPU, fixed seed).
+"""Train the reassembly models on the project's synthetic fractures (CPU, fixed seeds): the
+fracture-surface point classifier here, then the flow-matching pose model (train_flow.py).
 
 Labels are exact: a sample is "fracture" when the face it was drawn from was made by a cut (the
 generator traces every fracture face to its cutter; GARF's shared-face rule gives the same set).
 Training objects use seeds TRAIN_SEED0.., held-out ones HELDOUT_SEED0.. (disjoint objects).
 
-    .venv/bin/python -m kintsugi_reassembly.train [--objects 80] [--heldout 20] [--epochs 30]
+    .venv/bin/python -m kintsugi_reassembly.train [--objects 50] [--heldout 15] [--epochs 20] [--only segmenter|flow]
 """
 
 from __future__ import annotations
@@ -57,11 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     from kintsugi_reassembly.segment import WEIGHTS, build_mlp
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objects", type=int, default=80)
-    ap.add_argument("--heldout", type=int, default=20)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--objects", type=int, default=50)
+    ap.add_argument("--heldout", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--out", type=Path, default=WEIGHTS)
+    ap.add_argument("--only", choices=["all", "segmenter", "flow"], default="all")
     args = ap.parse_args(argv)
+    if args.only == "flow":
+        from kintsugi_reassembly import train_flow
+
+        return train_flow.main([])
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
     rng = np.random.default_rng(SEED)
@@ -127,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     save_file(state, str(args.out))
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     log(json.dumps(res))
+    if args.only == "all":  # the pose model, with its own defaults (about 20 min on two cores)
+        from kintsugi_reassembly import train_flow
+
+        return train_flow.main([])
     return 0
 
 

@@ -1,6 +1,6 @@
 """Train the learned pose model (flow matching, see flow.py) on synthetic fractures, CPU, fixed seed.
 
-    .venv/bin/python -m kintsugi_reassembly.train_flow [--objects 300] [--minutes 10] [--heldout 30]
+    .venv/bin/python -m kintsugi_reassembly.train_flow [--objects 300] [--minutes 12] [--steps N] [--heldout 30]
 
 Training objects: seeds TRAIN_SEED0.. (disjoint from the held-out seeds HELDOUT_SEED0.. used for
 the numbers written to weights/flow.json and MODEL.md). Inputs use the exact fracture labels in
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objects", type=int, default=300)
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: only the time limit)")
     ap.add_argument("--heldout", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", type=Path, default=flow.WEIGHTS)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     step, losses = 0, []
     deadline = time.time() + 60 * args.minutes
     model.train()
-    while time.time() < deadline:
+    while time.time() < deadline and (args.steps <= 0 or step < args.steps):
         pick = rng.choice(len(records), args.batch, replace=False)
         x, rad, r0, t0_, anc, pad = batch([records[i] for i in pick], rng)
         b, p = t0_.shape[:2]
