@@ -344,3 +344,20 @@ def test_fragment_poses_move_actors_without_rebuilding_and_contact_colouring(win
     view.piece_listeners.append(lambda lay, k: picked.append((lay, k)))
     view._picked(view.actors_of(layer)[1])
     assert picked == [(layer, 1)] and window.scene.selection == [layer]
+
+
+def test_task_masks_and_width_maps_overlay_the_photo(window):
+    from kintsugi.core import Image2D
+
+    photo = Image2D(name="wall", data=np.full((30, 40), 90, np.uint8))
+    mask = np.zeros((30, 40), np.uint8)
+    mask[10:12, 5:35] = 255
+    widths = np.zeros((30, 40), np.float32)
+    widths[11, 5:35] = 2.0
+    for layer in (photo, Image2D(name="wall crack mask", data=mask, modality="mask"),
+                  Image2D(name="wall widths", data=widths, modality="width map")):
+        window.scene.add(layer)
+    layers = window.images.model.layers
+    assert type(layers["wall crack mask"]).__name__ == "Labels"  # a task's mask, by modality: paintable
+    width = layers["wall widths"]
+    assert width.blending == "additive" and width.colormap.name == "inferno" and width.contrast_limits[0] == 0

@@ -28,6 +28,14 @@ def shown_in_image_pane(layer: Layer) -> bool:
 
 
 def is_mask(layer: Layer) -> bool:
-    """A binary mask of a photo (0/255, named ``*_mask``): shown as a label overlay and paintable."""
-    return (isinstance(layer, Image2D) and layer.name.endswith("_mask") and layer.data.ndim == 2
-            and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})
+    """A binary mask of a photo (0/255, named ``*_mask`` or of modality ``mask``): a paintable label overlay."""
+    return (isinstance(layer, Image2D) and (layer.name.endswith("_mask") or layer.modality == "mask")
+            and layer.data.ndim == 2 and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})
+
+
+OVERLAY_MODALITIES = ("width map", "heatmap", "overlay")
+
+
+def is_overlay(layer: Layer) -> bool:
+    """A map over a photo that is zero where it says nothing (crack widths): drawn additively, in colour."""
+    return isinstance(layer, Image2D) and not layer.is_rgb and layer.modality in OVERLAY_MODALITIES

@@ -13,7 +13,7 @@ from napari.qt import QtViewer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from kintsugi.core import Image2D, LabelMap, Layer, Volume
-from kintsugi.gui.viewers.kinds import is_mask
+from kintsugi.gui.viewers.kinds import is_mask, is_overlay
 from kintsugi.gui.viewers.napari_util import initial_contrast as _contrast
 from kintsugi.gui.viewers.napari_util import label_colormap as _label_colormap
 from kintsugi.gui.viewers.napari_util import make_current, safe_colormap
@@ -61,6 +61,11 @@ class SliceView(QWidget):
                 nl = self.model.add_labels(layer.data, name=layer.name, scale=(sy, sx), opacity=0.6,
                                            colormap=MASK_COLORS)
                 nl.events.paint.connect(lambda _e, layer=layer, nl=nl: self._on_mask_stroke(layer, nl))
+            elif is_overlay(layer):
+                nl = self.model.add_image(layer.data, name=layer.name, scale=(sy, sx), blending="additive",
+                                          colormap=safe_colormap(layer.colormap if layer.colormap != "gray"
+                                                                 else "inferno"),  # black adds nothing
+                                          contrast_limits=layer.contrast or _overlay_range(layer.data))
             elif layer.is_rgb:
                 nl = self.model.add_image(layer.data, name=layer.name, rgb=True, scale=(sy, sx))
             else:
@@ -152,6 +157,13 @@ class SliceView(QWidget):
 
     def close_viewer(self) -> None:
         self.qt_viewer.close()
+
+
+def _overlay_range(data: np.ndarray) -> tuple[float, float]:
+    """0 to the top of the values that say something (the zeros are most of an overlay)."""
+    said = data[data > 0]
+    hi = float(np.percentile(said, 99)) if said.size else 1.0
+    return 0.0, max(hi, 1e-6)
 
 
 MASK_COLORS = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0), 255: (1.0, 0.25, 0.2, 1.0)}
