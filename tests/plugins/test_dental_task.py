@@ -82,8 +82,7 @@ def test_layers_for_the_gui():
 
 def test_non_dental_volume_reports_few_or_no_teeth(tmp_path):
     make_sample("spine", tmp_path, seed=0)
-    cbct = next(p for p in tmp_path.iterdir() if p.name.endswith(".nii.gz") and "label" not in p.name)
-    res = kintsugi.run("dental.segment_teeth", image=str(cbct), meshes=False)
+    res = kintsugi.run("dental.segment_teeth", image=str(tmp_path / "ct.nii.gz"), meshes=False)
     assert res.summary["teeth"] <= 2
 
 
