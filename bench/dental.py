@@ -35,14 +35,17 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
     import torch
 
     import kintsugi
-    from kintsugi.plugins.weights import WeightsFile
+    from kintsugi.plugins.weights import WeightsFile, sha256_of
     from kintsugi_dental.evaluate import HELD_OUT_SEEDS, evaluate
     from kintsugi_dental.model import load_model
 
     where, when = machine(), today()
     rows: list[Row] = []
-    for name, file in (("RAIL (shipped)", "dental_unet.safetensors"),
+    shipped = sha256_of(WEIGHTS / "dental_unet.safetensors")
+    for name, file in (("RAIL semi-supervised", "dental_unet_rail.safetensors"),
                        ("supervised only", "dental_unet_supervised.safetensors")):
+        if sha256_of(WEIGHTS / file) == shipped:
+            name += " (ships)"
         model = load_model(WeightsFile(name, WEIGHTS / file).load("cpu"))
         ev = evaluate(model, HELD_OUT_SEEDS, verbose=True)
         n = len(HELD_OUT_SEEDS)
