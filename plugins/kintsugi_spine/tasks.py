@@ -156,6 +156,8 @@ def height_loss(
             "body_ct_hu": h,
             "x_mm": rec["body_centroid_mm"][0], "y_mm": rec["body_centroid_mm"][1], "z_mm": rec["body_centroid_mm"][2],
             "map_png": f"{vb.level}_height_loss.png",
+            # For the Table dock: a row click shows this level's map; the row wears its grade's colour.
+            "layer": f"{vb.level} height loss", "color": list(GRADE_COLOURS[rec["genant_grade"]]),
         })
         if meshes:
             mesh = _mesh(vb, lmap, rec)

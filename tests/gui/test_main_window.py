@@ -241,7 +241,7 @@ def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(wind
     panel = window.table_panel
     assert panel.table is table and panel.grid.rowCount() == 2
     headers = [panel.grid.horizontalHeaderItem(i).text() for i in range(panel.grid.columnCount())]
-    assert "color" not in headers and headers[:2] == ["label", "volume_mm3"]
+    assert "color" not in headers and "layer" not in headers and headers[:2] == ["label", "volume_mm3"]
     # Sorting by volume puts row 1 first; clicking it still goes to that row's own centroid.
     panel.grid.sortItems(headers.index("volume_mm3"))
     panel.grid.selectRow(0)

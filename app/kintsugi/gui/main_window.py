@@ -815,8 +815,22 @@ class MainWindow(QMainWindow):
         if show3d and not show_slices:
             grid.setRowStretch(1, 0)
             grid.setColumnStretch(0, 0)
+        was_shown = self.images.isVisible()
         self.slices.setVisible(show3d or show_slices)
         self.images.setVisible(show_image)
+        if show_image and (show3d or show_slices) and not was_shown:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._share_splitter)
+
+    def _share_splitter(self) -> None:
+        """Slices and the image pane side by side: the photo or map gets a real share, not a sliver."""
+        total = max(self.splitter.width(), 2)
+        share = {id(self._slices): total * 3 // 5, id(self._images): total * 2 // 5}
+        self.splitter.setSizes([share.get(id(self.splitter.widget(i)), 0) for i in range(self.splitter.count())])
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, self._images.model.reset_view)  # fit the photo to its new share
 
     def _show_cursor_info(self, info: dict) -> None:
         x, y, z = info["position_mm"]

@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 from kintsugi.core import Layer, Scene, Table
 
 CENTROID = ("centroid_x", "centroid_y", "centroid_z")
-HIDDEN = {"color"}
+HIDDEN = {"color", "layer"}  # conventions the dock acts on, not facts to read
 
 
 class _Item(QTableWidgetItem):

@@ -168,7 +168,9 @@ class Scene3DView(QWidget):
         rgb = tuple(c / 255.0 for c in color)
         if geom.scalars and isinstance(layer, Mesh | PointCloud):
             name = next(iter(geom.scalars))
-            title = f"{layer.name}: {name}"
+            # One bar per quantity: meshes that show the same value (each vertebra's height loss) share it,
+            # and pyvista keeps one colour range across all of them.
+            title = name
             self._bars[id(layer)] = title
             return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
                                          scalar_bar_args={"title": title, "vertical": True}, point_size=3)
@@ -214,7 +216,7 @@ class Scene3DView(QWidget):
             self._piece_of_actor.pop(id(a), None)
             self.plotter.remove_actor(a, render=False)
         title = self._bars.pop(id(layer), None)
-        if title is not None and title in self.plotter.scalar_bars:
+        if title is not None and title in self.plotter.scalar_bars and title not in self._bars.values():
             self.plotter.remove_scalar_bar(title, render=False)
         self.plotter.render()
 

@@ -214,6 +214,7 @@ class SliceGrid(QWidget):
         self.grid_layout.setSpacing(2)
         for name, spec in PANE_SPECS.items():
             pane = SlicePane(spec, self)
+            pane.setMinimumWidth(160)  # not the slider row's ~300 px: the grid must share the window with a photo
             self.panes[name] = pane
             self.grid_layout.addWidget(pane, *PANE_CELLS[name])
         for i in range(2):
