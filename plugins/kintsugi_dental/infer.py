@@ -95,8 +95,15 @@ def segment_array(model: torch.nn.Module, data: np.ndarray, spacing_zyx: tuple[f
         notes.append("nothing as bright as dentin in the volume: no teeth")
     else:
         prog(0.1, "network")
-        sub = sliding_window(model, np.ascontiguousarray(img[roi]), device,
-                             progress=lambda f, m: prog(0.1 + 0.6 * f, m))
+        crop = np.ascontiguousarray(img[roi])
+        try:
+            sub = sliding_window(model, crop, device, progress=lambda f, m: prog(0.1 + 0.6 * f, m))
+        except (RuntimeError, NotImplementedError) as e:  # e.g. a 3D op missing on MPS, or GPU memory
+            if device == "cpu":
+                raise
+            notes.append(f"{device} failed ({str(e).splitlines()[0][:80]}); ran on the CPU")
+            model.to("cpu")
+            sub = sliding_window(model, crop, "cpu", progress=lambda f, m: prog(0.1 + 0.6 * f, m))
         prob[(slice(None), *roi)] = sub
     prog(0.72, "separating teeth")
     work_labels = separate(prob[0], prob[1], WORK_SPACING, image=img)
