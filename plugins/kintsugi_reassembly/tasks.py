@@ -94,6 +94,8 @@ def assemble(fragments: Fragments,
         "note": "transform maps the file's own coordinates into the assembled frame (4x4 row-major)",
     }
     layer = _posed_layer(fragments, result.poses, f"{fragments.name} assembled")
+    layer.metadata["alternatives"] = result.alternatives  # the review panel offers them
+    layer.metadata["scores"] = result.scores
     table = Table.from_records(
         [{"file": f, "contact_mean": float(np.mean(d < 0.01 * result.prepared.scale))}
          for f, d in zip(result.files, result.contact_distance, strict=True)],

@@ -118,6 +118,9 @@ class ReviewPanel(QWidget):
         grid.addWidget(self.message, 12, 0, 1, 4)
         layout.addWidget(box)
         self.review_box = box
+        for combo in box.findChildren(QComboBox):  # piece names must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         scene.layer_added.connect(lambda *_: self._refresh_assemblies())
         scene.layer_removed.connect(lambda *_: self._refresh_assemblies())
         self._listening_to = None

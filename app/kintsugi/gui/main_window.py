@@ -135,7 +135,17 @@ class MainWindow(QMainWindow):
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(320)
         self.registry = get_registry()
         self.tasks_panel = TasksPanel(self.registry, self.scene, self.submit_task, self.cancel_job, self)
-        self.tasks_dock = self._dock("Tasks", self.tasks_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        from qtpy.QtWidgets import QScrollArea
+
+        scroll = QScrollArea(self)  # a plugin's own panel may be taller than the screen
+        scroll.setWidget(self.tasks_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # content fits the width
+        self.tasks_dock = self._dock("Tasks", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._tasks_scroll = scroll
+        self.tasks_panel.chooser.currentIndexChanged.connect(lambda _i: self._fit_tasks_dock())
+        self._fit_tasks_dock()
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -156,6 +166,18 @@ class MainWindow(QMainWindow):
         self._manager = None
         self._bridge = None
         self._prepared: dict = {}
+
+    def _fit_tasks_dock(self) -> None:
+        """Wide enough for the task's form (no horizontal scrolling), but never more than a third of the screen."""
+        from qtpy.QtCore import QTimer
+
+        def fit() -> None:
+            self.tasks_panel.layout().activate()  # the new form's size is known only once laid out
+            bar = self._tasks_scroll.verticalScrollBar().sizeHint().width()
+            self._tasks_scroll.setMinimumWidth(min(self.tasks_panel.minimumSizeHint().width() + bar + 4, 520))
+
+        fit()
+        QTimer.singleShot(0, fit)
 
     def _raise_table_dock(self, layer: Layer, index: int) -> None:
         from kintsugi.core import Table

@@ -71,6 +71,8 @@ class TasksPanel(QWidget):
         self.job = None
         layout = QVBoxLayout(self)
         self.chooser = QComboBox(self)
+        self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chooser.setMinimumContentsLength(24)  # long task titles elide instead of widening the dock
         # The scientific plugins first, general tools last: the list reads as "what can I find out".
         manifests = sorted(registry.plugins.values(), key=lambda m: m.name == "kintsugi-tools")
         for manifest in manifests:
@@ -169,8 +171,10 @@ class TasksPanel(QWidget):
             module, _, name = task.widget.partition(":")
             cls = getattr(importlib.import_module(module), name)
             self.form = cls(task, self.scene, lambda values, device="auto": self._start(task, values, device))
+            self.run_button.setVisible(False)  # the plugin's panel has its own run button(s)
         else:
             self.form = TaskForm(task, self.scene, self.box)
+            self.run_button.setVisible(True)
         self.box_layout.addWidget(self.form)
 
     def _refresh_inputs(self) -> None:

@@ -141,13 +141,13 @@ class Scene3DView(QWidget):
             for k, frag in enumerate(layer):
                 color = frag.geometry.color or palette_color(self._n_pieces)
                 actor = self._add_piece(frag.geometry, color, scalar if clim else None, clim,
-                                        f"{layer.name}: {scalar}" if k == 0 and clim else None)
+                                        scalar if k == 0 and clim else None)
                 actor.user_matrix = frag.pose  # moved by its pose, so a pose change needs no new geometry
                 self._piece_of_actor[id(actor)] = k
                 actors.append(actor)
                 self._n_pieces += 1
             if clim:
-                self._bars[id(layer)] = f"{layer.name}: {scalar}"
+                self._bars[id(layer)] = scalar
         elif isinstance(layer, Mesh | PointCloud):
             actors.append(self._add_geometry(layer, None, layer.color or palette_color(self._n_pieces), layer))
             self._n_pieces += 1
