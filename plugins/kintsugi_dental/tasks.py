@@ -93,7 +93,8 @@ def segment_teeth(
             files[f"teeth/{i}.ply"] = mesh
     table = Table.from_records([{"label": r["label"], "name": infos[r["label"]].name, "fdi": r["fdi"],
                                  "volume_mm3": r["volume_mm3"], "centroid_x": r["centroid_mm"][0],
-                                 "centroid_y": r["centroid_mm"][1], "centroid_z": r["centroid_mm"][2]}
+                                 "centroid_y": r["centroid_mm"][1], "centroid_z": r["centroid_mm"][2],
+                                 "layer": f"{image.name} {infos[r['label']].name}"}  # a row click selects it
                                 for r in rows], name=f"{image.name} teeth")
     layers.append(table)
     files["teeth.csv"] = table

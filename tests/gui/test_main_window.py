@@ -248,13 +248,16 @@ def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(wind
     assert window.slices.crosshair_mm == pytest.approx((25.0, 35.0, 40.0), abs=1e-6)
     assert window.scene.selection == [ct] and ct.visible
     # Rows naming different layers show one at a time (a vertebra's map replaces the previous one).
-    other = Volume(name="other", data=np.zeros((2, 2, 2), np.int16), geometry=Geometry((1.0, 1.0, 1.0)))
-    window.scene.add(other)
-    table.set(columns={**table.columns, "layer": ["ct", "other"]})
+    from kintsugi.core import Image2D
+
+    maps = [Image2D(name=f"map {i}", data=np.zeros((4, 4), np.uint8), visible=False) for i in range(2)]
+    for m in maps:
+        window.scene.add(m)
+    table.set(columns={**table.columns, "layer": ["map 0", "map 1"]})
     panel.activate_row(1)
-    assert other.visible and not ct.visible
+    assert maps[1].visible and not maps[0].visible
     panel.activate_row(0)
-    assert ct.visible and not other.visible
+    assert maps[0].visible and not maps[1].visible and ct.visible
     window.scene.remove(table)
     assert panel.table is None and panel.grid.rowCount() == 0
 

@@ -138,3 +138,8 @@ def test_the_form_follows_what_is_opened_until_the_user_picks(window):
     chosen = panel.task.id
     window.scene.add(_ct())
     assert panel.task.id == chosen
+
+
+def test_an_opened_sample_shows_the_task_it_demonstrates(window):
+    window.open_sample("dental")
+    assert window.tasks_panel.task.id == "dental.segment_teeth"

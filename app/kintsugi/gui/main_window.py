@@ -628,6 +628,9 @@ class MainWindow(QMainWindow):
         layers: list[Layer] = []
         for p in paths:
             layers.extend(self.open_path(p))
+        info = next((s for s in list_samples() if s.name == name), None)
+        if info is not None and info.task:
+            self.tasks_panel.suggest_task(info.task)
         return layers
 
     def report_error(self, message: str) -> None:

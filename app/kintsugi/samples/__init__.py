@@ -25,6 +25,7 @@ class SampleInfo:
     name: str
     title: str
     description: str
+    task: str = ""  # the task this sample demonstrates (the GUI shows its form when the sample opens)
 
 
 def _module(name: str) -> ModuleType:
@@ -47,9 +48,10 @@ def _read_info(name: str) -> SampleInfo:
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             key = node.targets[0].id
-            if key in ("NAME", "TITLE", "DESCRIPTION"):
+            if key in ("NAME", "TITLE", "DESCRIPTION", "TASK"):
                 values[key] = ast.literal_eval(node.value)
-    return SampleInfo(values.get("NAME", name), values.get("TITLE", name), values.get("DESCRIPTION", ""))
+    return SampleInfo(values.get("NAME", name), values.get("TITLE", name), values.get("DESCRIPTION", ""),
+                      values.get("TASK", ""))
 
 
 def list_samples() -> list[SampleInfo]:

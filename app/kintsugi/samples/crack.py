@@ -35,6 +35,7 @@ from scipy.spatial import cKDTree
 
 NAME = "crack"
 TITLE = "Crack photos"
+TASK = "crack.segment_layers"
 DESCRIPTION = (
     "Concrete surface photos (normal and low light) with branching cracks and hairlines, crack-like "
     "distractors (joints, formwork seams, shadows, paint) and pixel masks; truth gives each crack's "

@@ -33,6 +33,7 @@ from kintsugi.core.layers import palette_color
 
 NAME = "dental"
 TITLE = "Dental CBCT phantom"
+TASK = "dental.segment_teeth"
 DESCRIPTION = (
     "A CBCT-like jaw phantom (HU-like int16) with one label per tooth (FDI numbers): touching crowns, "
     "roots in bone, pulp canals, metal fillings with streak artefacts, missing teeth, noise and blur."

@@ -22,6 +22,7 @@ from scipy.interpolate import PchipInterpolator
 
 NAME = "fragments"
 TITLE = "Fractured object"
+TASK = "reassembly.assemble"
 DESCRIPTION = (
     "A pot, vase, tile or bone broken into 3-12 pieces along rough, exactly fitting fracture "
     "surfaces and scattered by random rigid poses, with the ground-truth poses in gt.json."

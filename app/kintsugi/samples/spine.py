@@ -29,6 +29,7 @@ from kintsugi.core.layers import palette_color
 
 NAME = "spine"
 TITLE = "Spine CT phantom"
+TASK = "spine.height_loss"
 DESCRIPTION = (
     "Synthetic CT of a thoracolumbar spine segment (default T11-L4) with VerSe vertebra labels and "
     "known wedge, biconcave and crush compression fractures; truth.json holds the measured anterior/"

@@ -5,8 +5,8 @@ plugin's table gets the behaviour for free:
 
 - ``centroid_x``, ``centroid_y``, ``centroid_z`` (mm, LPS), or the three columns the table's
   ``metadata["centre_columns"]`` names: the slice panes' crosshair moves there;
-- ``layer``: the layer of that name is selected and shown, and the layers the other rows name are
-  hidden (a vertebra's height-loss map replaces the previous one);
+- ``layer``: the layer of that name is selected (a tooth's mesh glows in 3D) and shown; when it is a
+  picture, the pictures the other rows name are hidden (a vertebra's height-loss map replaces the last);
 - ``color`` (``[r, g, b]`` 0-255): the row's background, e.g. a Genant grade's colour.
 """
 
@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from kintsugi.core import Layer, Scene, Table
+from kintsugi.core import Image2D, Layer, Scene, Table
 
 CENTROID = ("centroid_x", "centroid_y", "centroid_z")
 HIDDEN = {"color", "layer"}  # conventions the dock acts on, not facts to read
@@ -171,7 +171,7 @@ class TablePanel(QWidget):
             layer = self.scene[name]
             siblings = {n for n in table.columns.get("layer", []) if isinstance(n, str) and n != name}
             for other in self.scene:
-                if other.name in siblings and other.visible:
+                if isinstance(layer, Image2D) and other.name in siblings and other.visible:
                     other.set(visible=False)
             if not layer.visible:
                 layer.set(visible=True)

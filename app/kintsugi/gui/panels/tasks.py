@@ -134,6 +134,12 @@ class TasksPanel(QWidget):
     def _chosen_by_user(self, _index: int) -> None:
         self._user_chose = True
 
+    def suggest_task(self, task_id: str) -> None:
+        """Show this task's form unless the user has picked one (an opened sample names its task)."""
+        index = self.chooser.findData(task_id)
+        if not self._user_chose and index >= 0:
+            self.chooser.setCurrentIndex(index)
+
     def _suggest_for(self, layer) -> None:
         """Until the user picks a task, show the first one whose first input takes the layer just opened.
 
