@@ -28,7 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from kintsugi_crack.infer import tiles
+from kintsugi_crack.tiling import tiles
 
 NEIGHBOURHOOD_PX = 4.0
 

@@ -21,10 +21,12 @@ import numpy as np
 
 from kintsugi.core import Image2D, Table
 from kintsugi.plugins import NO_PROGRESS, Input, Param, Progress, TaskResult, Weights
-from kintsugi_crack.infer import DEFAULT_TILE, add_support, check_image, load_model, predict, ridge
 from kintsugi_crack.measure import measure, width_map
-from kintsugi_crack.model import Prototypes
 from kintsugi_crack.retinex import illumination
+from kintsugi_crack.tiling import DEFAULT_TILE
+
+# torch (via infer/model) is imported inside the functions that run the network: reading this module's
+# signatures -- the GUI's Tasks form, `kintsugi run --help` -- must stay fast.
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WEIGHTS_FILE = Path(__file__).resolve().parent / "weights" / "crackprotonet.safetensors"
@@ -120,7 +122,8 @@ def build_prototypes(net: Any, pairs: list[tuple[np.ndarray, np.ndarray, str]], 
                      progress: Progress = NO_PROGRESS, adapt: bool = False) -> dict[str, Any]:
     """Foreground/background (and reflectance) prototypes from K support (image, bool mask, name),
     plus (``adapt``) the head re-fitted to the support cells."""
-    from kintsugi_crack.model import adapt_head
+    from kintsugi_crack.infer import add_support
+    from kintsugi_crack.model import Prototypes, adapt_head
 
     protos = Prototypes()
     for k, (img, mask, name) in enumerate(pairs):
@@ -141,6 +144,8 @@ def analyse(data: np.ndarray, stem: str, net: Any, protos: dict[str, Any] | None
             pixel_mm: float | None, tile: int, min_length: float, device: str,
             progress: Progress = NO_PROGRESS) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     """(layers, files, json record) for one photo."""
+    from kintsugi_crack.infer import check_image, predict, ridge
+
     check_image(data, f"image {stem}")
     t0 = time.perf_counter()
     progress(0.02, f"{stem}: illumination")
@@ -186,6 +191,8 @@ def _pixel_mm(pixel_size: float, image: Image2D) -> float | None:
 def _run(images: list[tuple[Image2D | Path, str]], support: list[tuple[np.ndarray, np.ndarray, str]],
          method: str, threshold: float, pixel_size: float, tile: int, min_length: float, progress: Progress,
          device: str, weights: Weights | None, fine_tune: bool = False) -> TaskResult:
+    from kintsugi_crack.infer import load_model
+
     net = protos = None
     if method == "network" or support:
         progress(0.0, "loading the network")

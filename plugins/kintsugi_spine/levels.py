@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEMES = ("auto", "verse", "totalseg")
+OFFSETS = (-2, -1, 1, 2)  # the neighbouring levels a reference is built from (here: no torch import needed)
 
 _CERVICAL = [f"C{i}" for i in range(1, 8)]
 _THORACIC = [f"T{i}" for i in range(1, 13)]

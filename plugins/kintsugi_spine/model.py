@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-OFFSETS = (-2, -1, 1, 2)
+from kintsugi_spine.levels import OFFSETS  # one definition for the model and the reference
+
 IN_CHANNELS = 2 * len(OFFSETS) + 1 + 3
 HEIGHT_SCALE = 30.0  # mm; maps enter and leave the network divided by this
 

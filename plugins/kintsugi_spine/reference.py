@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from kintsugi_spine.levels import norm_height, norm_heights
+from kintsugi_spine.levels import OFFSETS, norm_height, norm_heights
 from kintsugi_spine.measure import SECTIONS, Vertebra, sections
-from kintsugi_spine.model import OFFSETS
 
 MAX_GAP = 3.0  # a neighbour more than this many levels away is not used
 SUSPECT_DROP = 0.13  # a level whose section is this far below the spine's healthy height is not borrowed from
