@@ -364,3 +364,13 @@ def test_task_masks_and_width_maps_overlay_the_photo(window):
     assert type(layers["wall crack mask"]).__name__ == "Labels"  # a task's mask, by modality: paintable
     width = layers["wall widths"]
     assert width.blending == "additive" and width.colormap.name == "inferno" and width.contrast_limits[0] == 0
+
+
+def test_task_form_prefers_the_photo_to_the_mask_painted_on_it(window):
+    from kintsugi.core import Image2D
+
+    photo = Image2D(name="wall", data=np.full((30, 40, 3), 90, np.uint8))
+    window.scene.add(photo)
+    window.scene.add(Image2D(name="wall_mask", data=np.zeros((30, 40), np.uint8)))
+    window.tasks_panel.select_task("crack.segment_layers")
+    assert window.tasks_panel.form.inputs[0].value() is photo

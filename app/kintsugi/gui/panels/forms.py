@@ -86,6 +86,16 @@ class InputWidget:
         self.widget.setToolTip(tip + (f": {spec.help}" if spec.help else ""))
         self.refresh()
 
+    def _fits(self, layer: Layer) -> int:
+        from kintsugi.gui.viewers.kinds import is_mask
+
+        wants_mask = "mask" in f"{self.spec.name} {self.spec.help}".lower()
+        score = 0 if is_mask(layer) and not wants_mask else 1
+        modality = str(getattr(layer, "modality", "") or "").upper()
+        if self.spec.modality and modality == self.spec.modality.upper():
+            score += 1
+        return score
+
     def candidates(self) -> list[Layer]:
         return [layer for layer in self.scene if isinstance(layer, self.spec.layer_type)]
 
@@ -111,8 +121,10 @@ class InputWidget:
             self.combo.addItem(f"(no {self.spec.type_name} layer open)", None)
         index = next((i for i in range(self.combo.count()) if self.combo.itemData(i) is current), -1)
         if index < 0 and layers:
-            # Prefer the newest fitting layer: usually what the user just opened.
-            index = self.combo.count() - 1
+            # Prefer the newest fitting layer (usually what the user just opened), and one that is what the
+            # input asks for: a photo, not a mask painted on it; a CT, not some other volume.
+            offset = self.combo.count() - len(layers)
+            index = offset + max(range(len(layers)), key=lambda i: (self._fits(layers[i]), i))
         self.combo.setCurrentIndex(max(index, 0))
 
     def value(self) -> Any:
