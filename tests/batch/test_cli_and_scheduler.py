@@ -94,7 +94,10 @@ def test_ctrl_c_stops_cleanly_keeps_what_is_done_and_a_rerun_finishes(tmp_path, 
     out = tmp_path / "out"
     cmd = [KINTSUGI, "batch", "batchtest.slow", "--inputs", str(tmp_path / "scans" / "*.nii.gz"), "--seconds", "1.5",
            "--workers", "1", "--output", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # As from a terminal: SIGINT at its default even when this test runs in a background job (which inherits
+    # SIGINT ignored, and a Python started that way never turns Ctrl-C into KeyboardInterrupt).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90
     while not ((out / "batch.csv").is_file() and "done" in _statuses(out).values()):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

@@ -12,20 +12,6 @@ from tests.batch.conftest import make_cohort
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def window(qtbot):
-    from kintsugi.gui.main_window import MainWindow
-
-    w = MainWindow(interactive=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    if getattr(w, "_batch_dialog", None) is not None:
-        w._batch_dialog.cancel_all()
-    w.close()
-
-
 def test_batch_dialog_runs_a_batch_with_progress_in_the_jobs_dock(window, qtbot, tmp_path):
     make_cohort(tmp_path / "scans", 3)
     window.batch_action.trigger()

@@ -14,18 +14,6 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot):
-    from kintsugi.gui.main_window import MainWindow
-
-    w = MainWindow(interactive=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
-@pytest.fixture
 def ct_and_labels(tmp_path):
     data = np.full((20, 30, 40), -1000, np.int16)
     data[5:15, 10:20, 10:30] = 300

@@ -9,18 +9,6 @@ from kintsugi.core import Fragment, Fragments, Mesh
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def window(qtbot):
-    from kintsugi.gui.main_window import MainWindow
-
-    w = MainWindow(interactive=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def _assembled() -> Fragments:
     items = []
     for i in range(3):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kintsugi.plugins.execute import TaskInputError
+from kintsugi.plugins.execute import TaskInputError, check_known
 from kintsugi.plugins.manifest import TaskInfo
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -160,11 +160,7 @@ def canonical_params(task: TaskInfo, values: dict[str, Any], input_param: str) -
     The same checks ``prepare_kwargs`` makes, without opening the batch input itself.
     """
     sig = task.signature
-    known = {i.name for i in sig.inputs} | {p.name for p in sig.params}
-    unknown = [k for k in values if k not in known]
-    if unknown:
-        raise TaskInputError(f"task {task.id} has no input or parameter {', '.join(map(repr, unknown))} "
-                             f"(it takes: {', '.join(sorted(known))})")
+    check_known(task, values)
     if input_param in values:
         raise BatchError(f"input '{input_param}' comes from the batch inputs; do not give it as well "
                          f"(or choose another with --input-param)")

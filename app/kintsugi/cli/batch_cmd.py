@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from kintsugi.plugins.manifest import TaskInfo
 
@@ -94,6 +93,7 @@ def batch_command(argv: list[str]) -> int:
     from kintsugi.batch import BatchCancelled, BatchError, run_batch
     from kintsugi.batch.plan import find_task
     from kintsugi.cli.errors import CliError
+    from kintsugi.cli.run_cmd import task_values
     from kintsugi.plugins import TaskInputError
 
     if not argv or argv[0].startswith("-"):
@@ -110,17 +110,7 @@ def batch_command(argv: list[str]) -> int:
     except argparse.ArgumentError as e:
         raise CliError(f"task {task.id} has an option that clashes with the batch options: {e}") from None
     args = parser.parse_args(argv[1:])
-    values: dict[str, Any] = {}
-    for spec in [*task.signature.inputs, *task.signature.params]:
-        value = getattr(args, spec.name)
-        if value is not None:
-            values[spec.name] = value
-    overrides = {}
-    for item in args.weights:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise CliError(f"--weights takes NAME=PATH, got {item!r}")
-        overrides[name] = path
+    values, overrides = task_values(task, args)
     if args.workers is not None and args.workers < 1:
         raise CliError("--workers must be at least 1")
     bar = BatchBar(not args.quiet)

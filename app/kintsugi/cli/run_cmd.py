@@ -71,6 +71,24 @@ class TerminalProgress:
             sys.stderr.write("\n")
 
 
+def task_values(task: TaskInfo, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The task's inputs and parameters given on the command line, and ``--weights NAME=PATH`` overrides."""
+    from kintsugi.cli.errors import CliError
+
+    values: dict[str, Any] = {}
+    for spec in [*task.signature.inputs, *task.signature.params]:
+        value = getattr(args, spec.name)
+        if value is not None:
+            values[spec.name] = value
+    overrides = {}
+    for item in args.weights:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise CliError(f"--weights takes NAME=PATH, got {item!r}")
+        overrides[name] = path
+    return values, overrides
+
+
 def run_command(argv: list[str]) -> int:
     from kintsugi.cli.errors import CliError
     from kintsugi.plugins import Progress, TaskInputError, get_registry
@@ -85,21 +103,7 @@ def run_command(argv: list[str]) -> int:
     except KeyError as e:
         raise CliError(str(e.args[0])) from None
     args = build_task_parser(task).parse_args(argv[1:])
-    values: dict[str, Any] = {}
-    for spec in task.signature.inputs:
-        value = getattr(args, spec.name)
-        if value is not None:
-            values[spec.name] = value
-    for spec in task.signature.params:
-        value = getattr(args, spec.name)
-        if value is not None:
-            values[spec.name] = value
-    overrides = {}
-    for item in args.weights:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise CliError(f"--weights takes NAME=PATH, got {item!r}")
-        overrides[name] = path
+    values, overrides = task_values(task, args)
     bar = TerminalProgress(not args.quiet)
     t0 = time.perf_counter()
     try:

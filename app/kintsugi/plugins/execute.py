@@ -42,14 +42,20 @@ def _open_as(value: Any, spec) -> Layer:
     return layer
 
 
-def prepare_kwargs(task: TaskInfo, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(kwargs for the function without injected names, the parameters as recorded in provenance)."""
+def check_known(task: TaskInfo, values: dict[str, Any]) -> None:
+    """Refuse names the task does not take, listing the ones it does (a typo in a script or batch call)."""
     sig = task.signature
     known = {i.name for i in sig.inputs} | {p.name for p in sig.params}
     unknown = [k for k in values if k not in known]
     if unknown:
         raise TaskInputError(f"task {task.id} has no input or parameter {', '.join(map(repr, unknown))} "
                              f"(it takes: {', '.join(sorted(known))})")
+
+
+def prepare_kwargs(task: TaskInfo, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(kwargs for the function without injected names, the parameters as recorded in provenance)."""
+    sig = task.signature
+    check_known(task, values)
     kwargs: dict[str, Any] = {}
     for spec in sig.inputs:
         value = values.get(spec.name)
