@@ -58,3 +58,22 @@ def test_review_tools(window, qtbot, tmp_path):
     assert len(back.vertices) == 24 and len(np.unique(back.visual.vertex_colors[:, :3], axis=0)) == 3
     window.view3d._picked(window.view3d.actors_of(layer)[2])
     assert panel.piece.currentIndex() == 2
+
+
+def test_refine_runs_in_a_worker_and_brings_a_refined_assembly(window, qtbot):
+    import kintsugi
+    from kintsugi.plugins import get_registry
+    from kintsugi_reassembly.widgets import ReviewPanel
+
+    window.open_sample("fragments")
+    res = kintsugi.run("reassembly.assemble", fragments=window.scene["fragments"], method="geometric")
+    for layer in res.layers:
+        window.scene.add(layer)
+    panel = ReviewPanel(get_registry().tasks["reassembly.assemble"], window.scene, lambda *a, **k: None,
+                        parent=window.tasks_panel)
+    panel.lock_pair(0, 1)
+    panel.refine()
+    qtbot.waitUntil(lambda: any(x.name.endswith("refined") for x in window.scene), timeout=120_000)
+    refined = window.scene["fragments assembled refined"]
+    assert refined.metadata["locked_pairs"] == [[0, 1]] and len(refined) == len(res.layers[0])
+    assert panel.assembly.findText(refined.name) >= 0  # the refined set can be reviewed in turn
