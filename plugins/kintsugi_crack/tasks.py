@@ -47,8 +47,7 @@ FineTune = Annotated[bool, Param(help="with support: also re-fit the network's h
 
 def read_photo(path: Path) -> Image2D:
     """An image file as a layer; any reading problem becomes a one-line ValueError."""
-    from kintsugi.io import read_image
-    from kintsugi.io.errors import KintsugiIOError
+    from kintsugi.io import KintsugiIOError, read_image
 
     if not path.exists():
         raise ValueError(f"{path}: no such file")

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from kintsugi.core import LabelInfo, LabelMap, Table, Volume
-from kintsugi.core.layers import palette_color
+from kintsugi.core import LabelInfo, LabelMap, Table, Volume, palette_color
 from kintsugi.plugins import NO_PROGRESS, Param, Progress, TaskResult, Weights
 
 from .fdi import crown_lift, fdi_numbers

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
-from kintsugi.plugins.weights import sha256_of
+from kintsugi.plugins import sha256_of
 
 from .data import Case, make_case
 from .evaluate import HELD_OUT_SEEDS, evaluate

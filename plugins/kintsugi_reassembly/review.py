@@ -14,8 +14,7 @@ from typing import Annotated
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from kintsugi.core import Fragment, Fragments, Mesh, PointCloud
-from kintsugi.core.layers import check_rigid, palette_color
+from kintsugi.core import Fragment, Fragments, Mesh, PointCloud, check_rigid, palette_color
 from kintsugi.plugins import NO_PROGRESS, Param, Progress, TaskResult
 
 

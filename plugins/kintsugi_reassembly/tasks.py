@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 
-from kintsugi.core import Fragment, Fragments, Mesh, PointCloud, Table
-from kintsugi.core.layers import palette_color
+from kintsugi.core import Fragment, Fragments, Mesh, PointCloud, Table, palette_color
 from kintsugi.plugins import NO_PROGRESS, Param, Progress, TaskResult
 
 
@@ -114,7 +113,7 @@ def _file_key(frag) -> str:
 
 
 def _poses_by_file(doc: dict, what: str) -> dict[str, np.ndarray]:
-    from kintsugi.core.layers import check_rigid
+    from kintsugi.core import check_rigid
 
     if not isinstance(doc, dict) or not isinstance(doc.get("fragments"), list):
         raise ValueError(f"{what} has no 'fragments' list")

@@ -147,7 +147,7 @@ class ReviewPanel(QWidget):
 
     def _connect_view(self) -> None:
         """Listen to piece picks in the window's 3D view (made lazily, and only once we are in a window)."""
-        view = self._window_attr("_view3d")
+        view = self._window_attr("existing_view3d")
         if view is not None and view is not self._listening_to:
             view.piece_listeners.append(self._on_piece_picked)
             self._listening_to = view
@@ -273,7 +273,7 @@ class ReviewPanel(QWidget):
         self._set_poses(layer, poses, f"use alternative {alts[index].get('method', index)}")
 
     def show_contact(self, on: bool) -> None:
-        layer, view = self.layer(), self._window_attr("_view3d")
+        layer, view = self.layer(), self._window_attr("existing_view3d")
         if layer is not None and view is not None:
             view.set_color_by(layer, "contact_distance" if on else None)
 
@@ -283,7 +283,7 @@ class ReviewPanel(QWidget):
             self.piece.setCurrentIndex(index)
 
     def _highlight(self, index: int) -> None:
-        layer, view = self.layer(), self._window_attr("_view3d")
+        layer, view = self.layer(), self._window_attr("existing_view3d")
         if layer is not None and view is not None and index >= 0:
             view.highlight_piece(layer, index)
 

@@ -16,6 +16,8 @@ from kintsugi.core.layers import (
     Provenance,
     Table,
     Volume,
+    check_rigid,
+    palette_color,
 )
 from kintsugi.core.scene import Scene
 
@@ -33,4 +35,6 @@ __all__ = [
     "Scene",
     "Table",
     "Volume",
+    "check_rigid",
+    "palette_color",
 ]

@@ -122,6 +122,11 @@ class MainWindow(QMainWindow):
         return self._view3d
 
     @property
+    def existing_view3d(self):
+        """The 3D view if it has been made, else None: for panels that follow it without forcing it into being."""
+        return self._view3d
+
+    @property
     def views(self) -> tuple:
         """The views made so far: asking does not make them."""
         return tuple(v for v in (self._view3d, self._slices, self._images) if v is not None)

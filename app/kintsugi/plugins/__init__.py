@@ -11,7 +11,7 @@ from kintsugi.plugins.params import Input, Param
 from kintsugi.plugins.progress import NO_PROGRESS, Cancelled, Progress
 from kintsugi.plugins.registry import Registry, discover, get_registry
 from kintsugi.plugins.result import TaskResult, write_result
-from kintsugi.plugins.weights import NO_WEIGHTS, Weights, WeightsError
+from kintsugi.plugins.weights import NO_WEIGHTS, Weights, WeightsError, sha256_of
 
 __all__ = [
     "NO_PROGRESS",
@@ -31,5 +31,6 @@ __all__ = [
     "discover",
     "get_registry",
     "run_task",
+    "sha256_of",
     "write_result",
 ]

@@ -28,9 +28,19 @@ def shown_in_image_pane(layer: Layer) -> bool:
 
 
 def is_mask(layer: Layer) -> bool:
-    """A binary mask of a photo (0/255, named ``*_mask`` or of modality ``mask``): a paintable label overlay."""
-    return (isinstance(layer, Image2D) and (layer.name.endswith("_mask") or layer.modality == "mask")
-            and layer.data.ndim == 2 and layer.data.dtype == np.uint8 and set(np.unique(layer.data)) <= {0, 255})
+    """A binary mask of a photo (0/255, named ``*_mask`` or of modality ``mask``): a paintable label overlay.
+
+    Asked on every form refresh and selection, so the value check is one pass without sorting (np.unique
+    on a large photo takes seconds), and a layer that says it is a mask (modality) is believed.
+    """
+    if not (isinstance(layer, Image2D) and layer.data.ndim == 2 and layer.data.dtype == np.uint8):
+        return False
+    if layer.modality == "mask":
+        return True
+    if not layer.name.endswith("_mask"):
+        return False
+    d = layer.data
+    return not np.any((d != 0) & (d != 255))
 
 
 OVERLAY_MODALITIES = ("width map", "heatmap", "overlay")

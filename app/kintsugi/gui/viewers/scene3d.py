@@ -149,7 +149,7 @@ class Scene3DView(QWidget):
             if clim:
                 self._bars[id(layer)] = scalar
         elif isinstance(layer, Mesh | PointCloud):
-            actors.append(self._add_geometry(layer, None, layer.color or palette_color(self._n_pieces), layer))
+            actors.append(self._add_geometry(layer, layer.color or palette_color(self._n_pieces)))
             self._n_pieces += 1
         elif isinstance(layer, LabelMap):
             surf = label_surfaces(layer)
@@ -163,15 +163,15 @@ class Scene3DView(QWidget):
         self._actors[id(layer)] = actors
         self.plotter.reset_camera()
 
-    def _add_geometry(self, geom: Mesh | PointCloud, pose: np.ndarray | None, color, layer: Layer) -> object:
-        poly = to_polydata(geom, pose)
+    def _add_geometry(self, geom: Mesh | PointCloud, color) -> object:
+        poly = to_polydata(geom)
         rgb = tuple(c / 255.0 for c in color)
-        if geom.scalars and isinstance(layer, Mesh | PointCloud):
+        if geom.scalars:
             name = next(iter(geom.scalars))
             # One bar per quantity: meshes that show the same value (each vertebra's height loss) share it,
             # and pyvista keeps one colour range across all of them.
             title = name
-            self._bars[id(layer)] = title
+            self._bars[id(geom)] = title  # geom is the Mesh or PointCloud layer itself
             return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
                                          scalar_bar_args={"title": title, "vertical": True}, point_size=3)
         if isinstance(geom, Mesh) and geom.n_faces:

@@ -360,7 +360,9 @@ class SliceGrid(QWidget):
             elif what == "colormap" and isinstance(layer, Volume):
                 nl.colormap = safe_colormap(layer.colormap)
             elif what == "contrast" and isinstance(layer, Volume):
-                nl.contrast_limits = layer.contrast or initial_contrast(layer.data, layer)
+                limits = layer.contrast or initial_contrast(layer.data, layer)
+                if tuple(nl.contrast_limits) != tuple(limits):  # a W/L drag has already drawn it
+                    nl.contrast_limits = limits
 
     def close_viewer(self) -> None:
         self._redraw_timer.stop()
