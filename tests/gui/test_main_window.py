@@ -362,3 +362,30 @@ def test_task_form_prefers_the_photo_to_the_mask_painted_on_it(window):
     window.scene.add(Image2D(name="wall_mask", data=np.zeros((30, 40), np.uint8)))
     window.tasks_panel.select_task("crack.segment_layers")
     assert window.tasks_panel.form.inputs[0].value() is photo
+
+
+def test_label_surfaces_fade_while_a_measured_mesh_is_shown_in_3d(window, ct_and_labels):
+    """A vertebra's body coloured by height loss lies inside the vertebra's label surface: the surface
+    fades to context in 3D while such a mesh is visible, without touching the layer's own opacity."""
+    from qtpy.QtCore import Qt
+
+    from kintsugi.core import Mesh
+
+    window.open_path(ct_and_labels[1])
+    labels = window.scene[0]
+    view = window.view3d
+    (surface,) = view.actors_of(labels)
+    assert surface.GetProperty().GetOpacity() == pytest.approx(1.0)
+    m = trimesh.creation.icosphere(radius=3)
+    body = Mesh(name="body", vertices=m.vertices + (20, 30, 50), faces=m.faces,
+                scalars={"height_loss": np.linspace(0, 0.3, len(m.vertices))})
+    window.scene.add(body)
+    assert surface.GetProperty().GetOpacity() == pytest.approx(view.LABEL_CONTEXT_OPACITY)
+    assert labels.opacity == 1.0  # the 2D panes keep their overlay
+    window.layers_panel.list.item(1).setCheckState(Qt.CheckState.Unchecked)  # hide the measured mesh
+    assert not body.visible
+    assert surface.GetProperty().GetOpacity() == pytest.approx(1.0)
+    window.layers_panel.list.item(1).setCheckState(Qt.CheckState.Checked)
+    assert surface.GetProperty().GetOpacity() == pytest.approx(view.LABEL_CONTEXT_OPACITY)
+    window.scene.remove(body)
+    assert surface.GetProperty().GetOpacity() == pytest.approx(1.0)

@@ -161,7 +161,41 @@ class Scene3DView(QWidget):
             a.GetProperty().SetOpacity(layer.opacity)
             self._layer_of_actor[id(a)] = layer
         self._actors[id(layer)] = actors
+        self._restyle_label_surfaces()
         self.plotter.reset_camera()
+
+    # Label surfaces fade while a measured mesh is shown (only in 3D; the layer's opacity is untouched).
+    LABEL_CONTEXT_OPACITY = 0.2
+
+    def _shows_quantity(self, layer: Layer) -> bool:
+        if not layer.visible:
+            return False
+        if isinstance(layer, Fragments):
+            return id(layer) in self._color_by
+        return isinstance(layer, Mesh | PointCloud) and bool(layer.scalars)
+
+    def label_surface_opacity(self, layer: LabelMap) -> float:
+        """A label map's surfaces enclose what a task measured inside them (a vertebra's body coloured by
+        height loss sits inside the vertebra's label surface), so they fade to context while any
+        measured mesh is visible; hiding the meshes brings them back."""
+        measured = any(self._shows_quantity(other) for key, other in self._layers_in_scene().items()
+                       if key != id(layer))
+        return layer.opacity * (self.LABEL_CONTEXT_OPACITY if measured else 1.0)
+
+    def _layers_in_scene(self) -> dict[int, Layer]:
+        out: dict[int, Layer] = {}
+        for actors in self._actors.values():
+            for a in actors:
+                layer = self._layer_of_actor.get(id(a))
+                if layer is not None:
+                    out[id(layer)] = layer
+        return out
+
+    def _restyle_label_surfaces(self) -> None:
+        for layer in self._layers_in_scene().values():
+            if isinstance(layer, LabelMap):
+                for a in self._actors.get(id(layer), []):
+                    a.GetProperty().SetOpacity(self.label_surface_opacity(layer))
 
     def _add_geometry(self, geom: Mesh | PointCloud, color) -> object:
         poly = to_polydata(geom)
@@ -173,7 +207,8 @@ class Scene3DView(QWidget):
             title = name
             self._bars[id(geom)] = title  # geom is the Mesh or PointCloud layer itself
             return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
-                                         scalar_bar_args={"title": title, "vertical": True}, point_size=3)
+                                         scalar_bar_args={"title": title, "vertical": True, "fmt": "%.2f"},
+                                         point_size=3)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False)
         return self.plotter.add_mesh(poly, color=rgb, point_size=3, render_points_as_spheres=True, render=False)
@@ -183,7 +218,7 @@ class Scene3DView(QWidget):
         if scalar is not None and scalar in geom.scalars:
             return self.plotter.add_mesh(poly, scalars=scalar, cmap="coolwarm_r", clim=clim, smooth_shading=True,
                                          render=False, point_size=3, show_scalar_bar=bar_title is not None,
-                                         scalar_bar_args={"title": bar_title or "", "vertical": True})
+                                         scalar_bar_args={"title": bar_title or "", "vertical": True, "fmt": "%.2f"})
         rgb = tuple(c / 255.0 for c in color)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False,
@@ -218,6 +253,7 @@ class Scene3DView(QWidget):
         title = self._bars.pop(id(layer), None)
         if title is not None and title in self.plotter.scalar_bars and title not in self._bars.values():
             self.plotter.remove_scalar_bar(title, render=False)
+        self._restyle_label_surfaces()
         self.plotter.render()
 
     def update(self, layer: Layer, what: str) -> None:  # type: ignore[override]
@@ -225,6 +261,7 @@ class Scene3DView(QWidget):
             for a in self._actors.get(id(layer), []):
                 a.SetVisibility(layer.visible)
                 a.GetProperty().SetOpacity(layer.opacity)
+            self._restyle_label_surfaces()
             self.plotter.render()
         elif what == "pose" and isinstance(layer, Fragments) and len(self._actors.get(id(layer), [])) == len(layer):
             for a in self._actors[id(layer)]:
