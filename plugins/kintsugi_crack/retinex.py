@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 SIGMAS_PX = (10.0, 40.0, 160.0)  # multi-scale Retinex scales in full-resolution pixels
 LOW_RES = 1024
 EPS = 1e-3
+CHROMA_SIGMA_PX = 2.0  # blur of the colour (not the brightness) against sensor noise
 
 
 def to_float_rgb(data: np.ndarray) -> np.ndarray:
@@ -46,19 +47,26 @@ def to_float_rgb(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def _block_mean_max(data: np.ndarray, f: int, band: int = 256) -> np.ndarray:
-    """Block mean of the per-pixel max channel at factor ``f``, read in row bands (memory bounded)."""
+def _block_mean_max(data: np.ndarray, f: int, band: int = 128) -> np.ndarray:
+    """Max over channels of the block means at factor ``f``, read in row bands (memory bounded).
+
+    Mean first, max second: the max of three *noisy* channels is biased upwards by about 0.85 noise
+    std, which would make the illumination of a dark, noisy photo too bright; block means are
+    nearly noise-free, and for a clean photo both orders give almost the same value."""
     h, w = data.shape[:2]
     hl, wl = -(-h // f), -(-w // f)
     out = np.empty((hl, wl), np.float32)
     rows = max(f, (band // f) * f)
     for y0 in range(0, h, rows):
-        chunk = to_float_rgb(data[y0:y0 + rows]).max(axis=2)
-        ch = chunk.shape[0]
-        pad_h, pad_w = (-ch) % f, (-w) % f
-        if pad_h or pad_w:
-            chunk = np.pad(chunk, ((0, pad_h), (0, pad_w)), mode="edge")
-        blk = chunk.reshape(chunk.shape[0] // f, f, chunk.shape[1] // f, f).mean(axis=(1, 3))
+        chunk = to_float_rgb(data[y0:y0 + rows])
+        pad_h, pad_w = (-chunk.shape[0]) % f, (-w) % f
+        blk = None
+        for c in range(3):  # one channel at a time: the padded copy stays a third of the band
+            one = chunk[..., c]
+            if pad_h or pad_w:
+                one = np.pad(one, ((0, pad_h), (0, pad_w)), mode="edge")
+            m = one.reshape(one.shape[0] // f, f, one.shape[1] // f, f).mean(axis=(1, 3))
+            blk = m if blk is None else np.maximum(blk, m)
         out[y0 // f: y0 // f + blk.shape[0]] = blk
     return out
 
@@ -121,17 +129,79 @@ def illumination(data: np.ndarray, sigmas: tuple[float, ...] = SIGMAS_PX, low_re
     return Illumination(low, f, exposure)
 
 
-def network_input(rgb: np.ndarray, illum: np.ndarray, exposure: float) -> np.ndarray:
-    """(4, H, W) float32: exposure-normalised RGB and reflectance (max channel / illumination).
+def _colour_half(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    """(H/2, W/2, 3): colour difference from grey of each 2x2 block, blurred by ``sigma`` full-res px.
+    ``rgb`` has even height and width."""
+    half = rgb[0::2, 0::2] + rgb[1::2, 0::2]  # 2x2 block sums, then means
+    half += rgb[0::2, 1::2]
+    half += rgb[1::2, 1::2]
+    half *= 0.25
+    half -= half.mean(axis=2, keepdims=True)
+    return ndi.gaussian_filter(half, (sigma / 2, sigma / 2, 0), mode="nearest")
 
-    Reflectance is scaled so 0.5 is the surface's typical brightness and clipped to [0, 1]."""
+
+def _add_up2(base: np.ndarray, half: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` = ``base`` + ``half`` repeated 2x2 (even sizes), without building the repeated copy."""
+    for dy in (0, 1):
+        for dx in (0, 1):
+            np.add(base[dy::2, dx::2], half, out=out[dy::2, dx::2])
+    return out
+
+
+def _even(a: np.ndarray) -> np.ndarray:
+    """Edge-pad the first two axes to even sizes (odd tiles are rare: only at some photo borders)."""
+    ph, pw = a.shape[0] % 2, a.shape[1] % 2
+    if not (ph or pw):
+        return a
+    return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+
+
+def denoise_chroma(rgb: np.ndarray, sigma: float = CHROMA_SIGMA_PX) -> np.ndarray:
+    """(H, W, 3) float: the grey level (channel mean) kept pixel-sharp, the colour differences from it
+    blurred (``sigma`` px, at half resolution), as cameras do against chroma noise.
+
+    Why: in a dark photo the sensor noise is independent in each channel, while concrete and its
+    cracks are nearly grey. The mean keeps every edge and divides the noise variance by three; the
+    blurred colour part puts the colour back without the noise. A crack is a change of brightness,
+    not of colour, so its 1 px profile is untouched. On the development set (UAV75 *training*
+    part, darkened) the loss of F1 in low light came from the noise, not from the dimming or the
+    gamma, and this step recovered it. Grey photos pass through unchanged.
+    ``network_input`` does the same without building this interleaved copy."""
+    h, w = rgb.shape[:2]
+    even = _even(rgb)
+    grey = even.mean(axis=2)
+    col = _colour_half(even, sigma)
+    out = np.empty(even.shape, np.float32)
+    for c in range(3):
+        out[..., c] = _add_up2(grey, col[..., c], np.empty_like(grey))
+    return out[:h, :w]
+
+
+def network_input(rgb: np.ndarray, illum: np.ndarray, exposure: float) -> np.ndarray:
+    """(4, H, W) float32: exposure-normalised RGB and reflectance (max channel / illumination), both
+    from the chroma-denoised photo (``denoise_chroma``).
+
+    Reflectance is scaled so 0.5 is the surface's typical brightness and clipped to [0, 1]. Built
+    channel by channel from the grey level and the half-resolution colour: a 2048 x 2048 photo
+    pays about 0.05 s for the denoising."""
+    h, w = rgb.shape[:2]
+    even, illum = _even(rgb), _even(illum)
     e = EPS + 0.01 * exposure
     gain = 0.8 / exposure
-    refl = np.clip(0.5 * (rgb.max(axis=2) + e) / (illum + e), 0, 1)
-    out = np.empty((4, *rgb.shape[:2]), np.float32)
-    np.multiply(np.moveaxis(rgb, 2, 0), gain, out=out[:3])
+    grey = even.mean(axis=2)
+    col = _colour_half(even, CHROMA_SIGMA_PX)
+    out = np.empty((4, *even.shape[:2]), np.float32)
+    for c in range(3):
+        _add_up2(grey, col[..., c], out[c])
+    np.multiply(out[:3], gain, out=out[:3])
     np.clip(out[:3], 0, 1.5, out=out[:3])
-    out[3] = refl
+    refl = _add_up2(grey, col.max(axis=2), out[3])  # max channel of the denoised photo
+    refl += e
+    refl *= 0.5
+    refl /= illum + e
+    np.clip(refl, 0, 1, out=refl)
+    if even.shape[:2] != (h, w):
+        out = np.ascontiguousarray(out[:, :h, :w])
     return out
 
 
