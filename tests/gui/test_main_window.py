@@ -389,3 +389,16 @@ def test_label_surfaces_fade_while_a_measured_mesh_is_shown_in_3d(window, ct_and
     assert surface.GetProperty().GetOpacity() == pytest.approx(view.LABEL_CONTEXT_OPACITY)
     window.scene.remove(body)
     assert surface.GetProperty().GetOpacity() == pytest.approx(1.0)
+
+
+def test_two_quantities_get_two_colour_bars_side_by_side(window):
+    from kintsugi.core import Mesh
+
+    m = trimesh.creation.icosphere(radius=3)
+    for i, name in enumerate(("height_loss", "thickness")):
+        window.scene.add(Mesh(name=name, vertices=m.vertices + (10 * i, 0, 0), faces=m.faces,
+                              scalars={name: np.linspace(0, 1, len(m.vertices))}))
+    bars = window.view3d.plotter.scalar_bars
+    assert set(bars.keys()) == {"height_loss", "thickness"}
+    xs = [bars[t].GetPosition()[0] for t in ("height_loss", "thickness")]
+    assert abs(xs[0] - xs[1]) > 0.1  # not on top of each other

@@ -40,6 +40,11 @@ def to_polydata(geom: Mesh | PointCloud, pose: np.ndarray | None = None) -> pv.P
     return poly
 
 
+# Colour bars sit inside the right edge with room for their labels, even in a narrow pane.
+BAR_PLACE = {"position_x": 0.76, "position_y": 0.1, "width": 0.05, "height": 0.6, "title_font_size": 14,
+             "label_font_size": 12}
+
+
 def label_surfaces(layer: LabelMap) -> pv.PolyData:
     """Smoothed external surfaces of every label, with an RGB cell array in the label colours."""
     g = layer.geometry
@@ -207,18 +212,24 @@ class Scene3DView(QWidget):
             title = name
             self._bars[id(geom)] = title  # geom is the Mesh or PointCloud layer itself
             return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
-                                         scalar_bar_args={"title": title, "vertical": True, "fmt": "%.2f"},
+                                         scalar_bar_args=self._bar_args(title),
                                          point_size=3)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False)
         return self.plotter.add_mesh(poly, color=rgb, point_size=3, render_points_as_spheres=True, render=False)
+
+    def _bar_args(self, title: str) -> dict:
+        """A new quantity's bar goes left of the bars already shown, so two never overlap."""
+        shown = [t for t in list(self.plotter.scalar_bars.keys()) if t != title]  # not iterable by key
+        place = dict(BAR_PLACE, position_x=max(0.02, BAR_PLACE["position_x"] - 0.2 * len(shown)))
+        return {"title": title, "vertical": True, "fmt": "%.2f", **place}
 
     def _add_piece(self, geom: Mesh | PointCloud, color, scalar: str | None, clim, bar_title: str | None) -> object:
         poly = to_polydata(geom, None)
         if scalar is not None and scalar in geom.scalars:
             return self.plotter.add_mesh(poly, scalars=scalar, cmap="coolwarm_r", clim=clim, smooth_shading=True,
                                          render=False, point_size=3, show_scalar_bar=bar_title is not None,
-                                         scalar_bar_args={"title": bar_title or "", "vertical": True, "fmt": "%.2f"})
+                                         scalar_bar_args=self._bar_args(bar_title or ""))
         rgb = tuple(c / 255.0 for c in color)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False,
