@@ -20,6 +20,8 @@ for _name in PLUGIN_BENCHMARKS:
         workdir, repeats=repeats))(_name)
 
 BENCHMARKS["batch"] = lambda workdir, repeats: importlib.import_module("bench.batch").run(workdir, repeats=repeats)
+# The models on a CUDA device against the CPU (no rows where there is none).
+BENCHMARKS["gpu"] = lambda workdir, repeats: importlib.import_module("bench.gpu").run(workdir, repeats=repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
