@@ -361,7 +361,7 @@ def test_task_form_prefers_the_photo_to_the_mask_painted_on_it(window):
     window.scene.add(photo)
     window.scene.add(Image2D(name="wall_mask", data=np.zeros((30, 40), np.uint8)))
     window.tasks_panel.select_task("crack.segment_layers")
-    assert window.tasks_panel.form.inputs[0].value() is photo
+    assert window.tasks_panel.form.form.inputs[0].value() is photo  # the Cracks panel's generated form
 
 
 def test_label_surfaces_fade_while_a_measured_mesh_is_shown_in_3d(window, ct_and_labels):
