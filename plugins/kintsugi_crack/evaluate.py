@@ -201,7 +201,7 @@ def run_all(sets: dict[str, list[Pair]], supports: dict[str, list[Pair]], seg: S
         base = name.split(":")[0]
         res: dict[str, dict[str, float]] = {}
         methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ridge": seg.ridge(), "network": seg.network()}
-        for k, fit in ((1, False), (5, False), (5, True)):
+        for k, fit in ((1, False), (5, False), (1, True), (5, True)):
             if supports.get(base) and (not fit or not base.startswith("synthetic")):
                 key = (base, k, fit)
                 if key not in proto_cache:

@@ -69,6 +69,7 @@ def load_model(tensors: dict[str, torch.Tensor], device: str = "cpu") -> CrackPr
     if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
         raise ValueError(f"weights do not fit CrackProtoNet (missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.eval()
+    net.requires_grad_(False)  # inference only; the few-shot head fit optimises its own copies
     with torch.no_grad():
         fold_batchnorm(net)
     return net.to(device).to(memory_format=torch.channels_last)
@@ -95,8 +96,9 @@ def predict(data: np.ndarray, net: CrackProtoNet, protos: dict[str, torch.Tensor
 
 @torch.inference_mode()
 def add_support(protos: Prototypes, data: np.ndarray, mask: np.ndarray, net: CrackProtoNet,
-                tile: int = DEFAULT_TILE, device: str = "cpu") -> None:
-    """Accumulate masked-average-pooling sums of one support image (features at 1/2 resolution)."""
+                tile: int = DEFAULT_TILE, device: str = "cpu", pool: bool = True) -> None:
+    """Accumulate masked-average-pooling sums of one support image (features at 1/2 resolution) and
+    keep a crop of each tile for the head fit; ``pool=False``: only the crop (a darkened twin)."""
     check_image(data, "a support image")
     h, w = data.shape[:2]
     il = illumination(data)
@@ -111,7 +113,8 @@ def add_support(protos: Prototypes, data: np.ndarray, mask: np.ndarray, net: Cra
         vt = F.avg_pool2d(torch.from_numpy(valid)[None, None], 2).to(device)
         # Soft masks (crack fraction of each 2x2 cell), exactly as in training (model.batch_prototypes).
         inside = (vt > 0.99).float()
-        protos.add(feats.float(), ref.float(), mt * inside, inside)
+        if pool:
+            protos.add(feats.float(), ref.float(), mt * inside, inside)
         protos.keep_crop(x, feats, torch.from_numpy(m)[None, None].to(device),
                          torch.from_numpy(valid)[None, None].to(device))
 

@@ -24,7 +24,8 @@ from torch import nn
 FEAT = 32
 REF_FEAT = 16
 MARGIN = 48  # px of context each tile side needs (receptive field of the network, with room)
-CROP = 256  # px of each support tile kept for the few-shot head fit
+CROP = 384  # px of each support tile kept for the few-shot head fit
+FIT_STEPS, FIT_LR, FIT_L2 = 100, 0.05, 0.0  # the head fit: Adam steps, step size, pull to the trained head
 
 
 def cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -166,8 +167,8 @@ def batch_prototypes(feats: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor)
     return out
 
 
-def adapt_head(net: CrackProtoNet, protos: dict[str, torch.Tensor], crops: list, steps: int = 20,
-               l2: float = 0.5) -> dict[str, torch.Tensor]:
+def adapt_head(net: CrackProtoNet, protos: dict[str, torch.Tensor], crops: list, steps: int | None = None,
+               l2: float | None = None, lr: float | None = None) -> dict[str, torch.Tensor]:
     """Few-shot head refit: the 1x1 head (33 numbers) re-fitted to the support examples in seconds,
     through the full-resolution refinement, with the prototype term as a fixed offset and a pull
     towards the trained head (``l2``). Backbone and refinement stay frozen.
@@ -180,7 +181,9 @@ def adapt_head(net: CrackProtoNet, protos: dict[str, torch.Tensor], crops: list,
     w0 = net.head.weight.detach().clone()
     b0 = net.head.bias.detach().clone()
     w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([w, b], lr=0.02)
+    steps = FIT_STEPS if steps is None else steps
+    l2 = FIT_L2 if l2 is None else l2
+    opt = torch.optim.Adam([w, b], lr=FIT_LR if lr is None else lr)
     with torch.no_grad():
         offsets = [net.proto_logit(f, protos) for _, f, _, _ in crops]
     with torch.enable_grad():

@@ -52,22 +52,39 @@ def make_pool(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return imgs, masks
 
 
+def _augment(rng: np.random.Generator, img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = int(rng.integers(4))
+    img, m = np.rot90(img, k), np.rot90(m, k)
+    if rng.random() < 0.5:
+        img, m = img[:, ::-1], m[:, ::-1]
+    if rng.random() < 0.1:
+        img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)  # grey photos
+    return np.ascontiguousarray(img), np.ascontiguousarray(m)
+
+
 def sample_batch(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, bs: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     for i in rng.integers(0, len(imgs), bs):
-        img, m = imgs[i], masks[i]
-        k = int(rng.integers(4))
-        img, m = np.rot90(img, k), np.rot90(m, k)
-        if rng.random() < 0.5:
-            img, m = img[:, ::-1], m[:, ::-1]
+        img, m = _augment(rng, imgs[i], masks[i])
         if rng.random() < 0.35:
-            img = darken(np.ascontiguousarray(img), rng)
-        if rng.random() < 0.1:
-            img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)  # grey photos
-        xs.append(prepare(np.ascontiguousarray(img)))
-        ys.append(np.ascontiguousarray(m)[None].astype(np.float32))
+            img = darken(img, rng)
+        xs.append(prepare(img))
+        ys.append(m[None].astype(np.float32))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def sample_pairs(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, bs: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bs // 2`` scenes, each as photographed and as a darkened copy (x0.15-0.3, gamma, shot and
+    read noise): rows [0, bs/2) clean, [bs/2, bs) their dark twins, for the consistency loss."""
+    clean, dark, ys = [], [], []
+    for i in rng.integers(0, len(imgs), bs // 2):
+        img, m = _augment(rng, imgs[i], masks[i])
+        clean.append(prepare(img))
+        dark.append(prepare(darken(img, rng)))
+        ys.append(m[None].astype(np.float32))
+    return torch.from_numpy(np.stack(clean + dark)), torch.from_numpy(np.stack(ys + ys))
 
 
 def seg_loss(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -83,7 +100,20 @@ def finish(net: CrackProtoNet, logit: torch.Tensor, x: torch.Tensor) -> torch.Te
     return up + net.refine(torch.cat([up, x[:, 3:4], x[:, :3].mean(1, keepdim=True)], 1))
 
 
-def train(iters: int, out_dir: Path, pool: int, bs: int, seed: int = TRAIN_SEED) -> dict:
+def consistency_loss(logit: torch.Tensor) -> torch.Tensor:
+    """Rows [n/2, n) are darkened twins of rows [0, n/2): their crack probabilities are pulled
+    towards the (fixed) clean ones, so noise stops changing the answer rather than only being
+    trained through on synthetic cracks that are easy to see anyway."""
+    n = logit.shape[0] // 2
+    target = torch.sigmoid(logit[:n]).detach()
+    return F.binary_cross_entropy_with_logits(logit[n:], target)
+
+
+def train(iters: int, out_dir: Path, pool: int, bs: int, seed: int = TRAIN_SEED, init: Path | None = None,
+          max_lr: float = 3e-3, paired: bool = False, consistency: float = 1.0) -> dict:
+    """Train (or, with ``init``, fine-tune) and write the weights and ``train_log.json``.
+
+    ``paired``: every batch holds clean scenes and their darkened twins, with ``consistency_loss``."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
@@ -92,15 +122,22 @@ def train(iters: int, out_dir: Path, pool: int, bs: int, seed: int = TRAIN_SEED)
     t_data = time.perf_counter() - t0
     print(f"pool of {pool} scenes in {t_data:.0f} s", flush=True)
     net = CrackProtoNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=iters, pct_start=0.1)
+    if init is not None:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(init)), strict=False)
+    opt = torch.optim.AdamW(net.parameters(), lr=max_lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=iters, pct_start=0.1)
     net.train()
     log = []
     for it in range(iters):
-        x, y = sample_batch(rng, imgs, masks, bs)
+        x, y = sample_pairs(rng, imgs, masks, bs) if paired else sample_batch(rng, imgs, masks, bs)
         feats, ref = net.features(x)
         head = net.head(feats)
-        loss = seg_loss(finish(net, head, x), y)
+        out = finish(net, head, x)
+        loss = seg_loss(out, y)
+        if paired:
+            loss = loss + consistency * consistency_loss(out)
         if it % 2 == 1:  # few-shot episode: sample i steered by sample i-1's prototypes
             protos = batch_prototypes(feats, ref, y)
             protos = {k: torch.roll(v, 1, 0) for k, v in protos.items()}
@@ -120,7 +157,8 @@ def train(iters: int, out_dir: Path, pool: int, bs: int, seed: int = TRAIN_SEED)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items() if v.dtype.is_floating_point}
     save_file(state, str(out_dir / "crackprotonet.safetensors"))
-    info = {"iters": iters, "batch": bs, "pool": pool, "seed": seed, "size": SIZE,
+    info = {"iters": iters, "batch": bs, "pool": pool, "seed": seed, "size": SIZE, "max_lr": max_lr,
+            "init": init.name if init else None, "paired": paired, "consistency": consistency if paired else None,
             "data_s": round(t_data, 1), "wall_s": round(time.perf_counter() - t0, 1), "log": log}
     (out_dir / "train_log.json").write_text(json.dumps(info, indent=1))
     return info
@@ -132,8 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pool", type=int, default=1600, help="synthetic scenes generated before training")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "weights")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning stage)")
+    ap.add_argument("--max-lr", type=float, default=3e-3)
+    ap.add_argument("--paired", action="store_true",
+                    help="batches of clean scenes and darkened twins with a consistency loss (stage 2)")
+    ap.add_argument("--seed", type=int, default=TRAIN_SEED)
     a = ap.parse_args(argv)
-    info = train(a.iters, a.out, a.pool, a.batch)
+    info = train(a.iters, a.out, a.pool, a.batch, a.seed, a.init, a.max_lr, a.paired)
     print(f"done in {info['wall_s']:.0f} s -> {a.out}")
 
 
