@@ -141,7 +141,7 @@ def build_prototypes(net: Any, pairs: list[tuple[np.ndarray, np.ndarray, str]], 
     vectors = protos.vectors()
     if adapt:
         progress(0.95, "fitting the head to the support examples")
-        vectors |= adapt_head(net, vectors, protos.crops)
+        vectors |= adapt_head(net, vectors, protos.crops, n_examples=len(pairs))
     return vectors
 
 

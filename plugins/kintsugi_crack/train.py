@@ -1,6 +1,6 @@
 """Train CrackProtoNet on the project's synthetic crack photos (``kintsugi.samples.crack``).
 
-    .venv/bin/python -m kintsugi_crack.train [--iters 1400] [--out plugins/kintsugi_crack/weights]
+    .venv/bin/python -m kintsugi_crack.train [--iters 1500] [--out plugins/kintsugi_crack/weights]
 
 Why like this: real crack sets with permissive licences are tiny, so the shipped weights learn only
 from generated scenes (cracks, hairlines, joints, seams, shadows, paint, pores) in normal and low
@@ -8,6 +8,10 @@ light, plus extra darkened copies (x0.15-0.3, gamma, shot/read noise). Half the 
 episodes: each sample is predicted once from the head alone and once steered by prototypes from
 another sample of the batch, so the prototype branch learns to help without the head relying on it.
 Fixed seeds; one CPU thread; ~20 min on a 2-core laptop. Held-out numbers: ``kintsugi_crack.evaluate``.
+
+``--init W --paired --max-lr 1e-3``: a fine-tuning stage from weights ``W`` in which every batch holds
+clean scenes and their darkened twins, with a loss pulling the dark predictions to the clean ones
+(tried for the low-light gap; see MODEL.md for why the shipped weights do not use it).
 """
 
 from __future__ import annotations
@@ -65,12 +69,18 @@ def _augment(rng: np.random.Generator, img: np.ndarray, m: np.ndarray) -> tuple[
 def sample_batch(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, bs: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
-    for i in rng.integers(0, len(imgs), bs):
-        img, m = _augment(rng, imgs[i], masks[i])
+    for i in rng.integers(0, len(imgs), bs):  # (the order of random draws of the shipped stage-1 run)
+        img, m = imgs[i], masks[i]
+        k = int(rng.integers(4))
+        img, m = np.rot90(img, k), np.rot90(m, k)
+        if rng.random() < 0.5:
+            img, m = img[:, ::-1], m[:, ::-1]
         if rng.random() < 0.35:
-            img = darken(img, rng)
-        xs.append(prepare(img))
-        ys.append(m[None].astype(np.float32))
+            img = darken(np.ascontiguousarray(img), rng)
+        if rng.random() < 0.1:
+            img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)  # grey photos
+        xs.append(prepare(np.ascontiguousarray(img)))
+        ys.append(np.ascontiguousarray(m)[None].astype(np.float32))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
@@ -166,7 +176,7 @@ def train(iters: int, out_dir: Path, pool: int, bs: int, seed: int = TRAIN_SEED,
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=1400)
+    ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--pool", type=int, default=1600, help="synthetic scenes generated before training")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "weights")
