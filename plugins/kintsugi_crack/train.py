@@ -66,6 +66,17 @@ def _augment(rng: np.random.Generator, img: np.ndarray, m: np.ndarray) -> tuple[
     return np.ascontiguousarray(img), np.ascontiguousarray(m)
 
 
+DARK_P = 0.35  # share of training samples darkened
+DARK_RANGE = {"factor": (0.15, 0.3), "photons": (150.0, 600.0)}  # lowlight.darken's defaults
+
+
+def _darken(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    if DARK_RANGE == {"factor": (0.15, 0.3), "photons": (150.0, 600.0)}:
+        return darken(img, rng)  # (the random draws of the shipped run)
+    return darken(img, rng, factor=float(rng.uniform(*DARK_RANGE["factor"])),
+                  photons=float(rng.uniform(*DARK_RANGE["photons"])))
+
+
 def sample_batch(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, bs: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
@@ -75,8 +86,8 @@ def sample_batch(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, 
         img, m = np.rot90(img, k), np.rot90(m, k)
         if rng.random() < 0.5:
             img, m = img[:, ::-1], m[:, ::-1]
-        if rng.random() < 0.35:
-            img = darken(np.ascontiguousarray(img), rng)
+        if rng.random() < DARK_P:
+            img = _darken(rng, np.ascontiguousarray(img))
         if rng.random() < 0.1:
             img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)  # grey photos
         xs.append(prepare(np.ascontiguousarray(img)))
@@ -92,7 +103,7 @@ def sample_pairs(rng: np.random.Generator, imgs: np.ndarray, masks: np.ndarray, 
     for i in rng.integers(0, len(imgs), bs // 2):
         img, m = _augment(rng, imgs[i], masks[i])
         clean.append(prepare(img))
-        dark.append(prepare(darken(img, rng)))
+        dark.append(prepare(_darken(rng, img)))
         ys.append(m[None].astype(np.float32))
     return torch.from_numpy(np.stack(clean + dark)), torch.from_numpy(np.stack(ys + ys))
 
@@ -185,7 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--paired", action="store_true",
                     help="batches of clean scenes and darkened twins with a consistency loss (stage 2)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED)
+    ap.add_argument("--dark-p", type=float, default=DARK_P, help="share of samples darkened")
+    ap.add_argument("--min-factor", type=float, default=DARK_RANGE["factor"][0], help="darkest light level")
+    ap.add_argument("--min-photons", type=float, default=DARK_RANGE["photons"][0], help="fewest photons")
     a = ap.parse_args(argv)
+    globals()["DARK_P"] = a.dark_p
+    globals()["DARK_RANGE"] = {"factor": (a.min_factor, 0.3), "photons": (a.min_photons, 600.0)}
     info = train(a.iters, a.out, a.pool, a.batch, a.seed, a.init, a.max_lr, a.paired)
     print(f"done in {info['wall_s']:.0f} s -> {a.out}")
 
