@@ -48,10 +48,10 @@ def _one(seed: int, condition: str, n_pieces: int | None = None) -> list[dict]:
         entries.append((alt["method"], alt["scores"]["score"],
                         [np.asarray(f["transform"]) for f in alt["fragments"]]))
     learned = [e for e in entries if e[0].startswith("learned")]
+    geometric = [e for e in entries if e[0].startswith("geometric")]  # strict and loose fracture cut
     paths = {"combined": entries[0][2]}
-    for name, _, poses in entries:
-        if name == "geometric":
-            paths["geometric"] = poses
+    if geometric:
+        paths["geometric"] = max(geometric, key=lambda e: e[1])[2]
     if learned:
         paths["learned"] = max(learned, key=lambda e: e[1])[2]
     out = []

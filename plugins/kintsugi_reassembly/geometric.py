@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from kintsugi_reassembly import se3
+from kintsugi_reassembly import ppf, se3
 from kintsugi_reassembly.features import fpfh, knn, pca_normals, smooth_regions
 from kintsugi_reassembly.prep import Part
 
@@ -24,6 +24,8 @@ TOUCH_GATE = 1.5  # x sample spacing: farthest neighbour that can count as conta
 FACET_K, FACET_ANGLE = 20, 30.0  # facets: normals smoothed over k keypoints, crease angle
 MIN_CONTACT = 0.12  # a placement must touch at least this share of the piece's break
 PLANE_GAP = 0.35  # x sample spacing: largest gap to the neighbour's tangent plane that counts as contact
+PPF_POINTS = 250  # break samples per piece for point-pair-feature voting
+PPF_TOP = 40  # PPF pose clusters per pair handed to verification
 
 
 @dataclass(eq=False)
@@ -75,6 +77,21 @@ class Geo:
         rim = np.isfinite(d)
         self.rim_p, self.rim_n = orig_p[rim], orig_n[rim]
         self.rim_tree = cKDTree(self.rim_p) if len(self.rim_p) else None
+        self._ppf: tuple[float, ppf.PPFModel] | None = None
+
+    def ppf_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """A subsample of the keypoints with normals smoothed over their neighbours (the relief's
+        facet-to-facet jitter would otherwise scatter the point-pair features)."""
+        pick = np.random.default_rng(abs(self.index) + 17).permutation(len(self.kp))[:PPF_POINTS]
+        _, nb = knn(self.kp, 12)
+        _, sn = pca_normals(self.kp, nb, self.kn)
+        return self.kp[pick], sn[pick]
+
+    def ppf_model(self, step: float) -> ppf.PPFModel:
+        if self._ppf is None or self._ppf[0] != step:
+            p, n = self.ppf_points()
+            self._ppf = (step, ppf.build_model(p, n, step, np.inf))
+        return self._ppf[1]
 
 
 @dataclass
@@ -85,6 +102,8 @@ class Candidate:
     score: float
     contact: float
     penetration: float
+    loops: int = 0  # triangles (i, j, k) whose three candidates agree with this one
+    rim: float = 0.0  # rim_agreement both ways: the original surfaces continue across a true break
 
 
 def to_geo(parts: list[Part], max_keypoints: int = 500) -> list[Geo]:
@@ -95,7 +114,7 @@ def to_geo(parts: list[Part], max_keypoints: int = 500) -> list[Geo]:
     """
     ratio = min(1.0, max_keypoints / max(len(p.frac_points) for p in parts))
     return [Geo(k, p.points, p.normals, p.frac_points, p.frac_normals, p.area / len(p.points),
-                p.frac_area / len(p.frac_points), p.fracture <= 0.5, ratio) for k, p in enumerate(parts)]
+                p.frac_area / len(p.frac_points), p.fracture <= p.threshold, ratio) for k, p in enumerate(parts)]
 
 
 def spacing(geos: list[Geo]) -> float:
@@ -318,8 +337,14 @@ def _prescore(a: Geo, b: Geo, hyps: list[np.ndarray], h: float) -> np.ndarray:
     return good.reshape(len(hyps), -1).sum(1)
 
 
+def ppf_step(a: Geo, b: Geo, h: float) -> float:
+    """Distance quantum of the point-pair features: about the spacing of the PPF samples."""
+    hk = h / np.sqrt(a.keypoint_ratio)
+    return float(1.8 * hk)
+
+
 def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 8000,
-               keep: int = 8, top: int = 3, n_icp: int = 10) -> list[Candidate]:
+               keep: int = 8, top: int = 3, n_icp: int = 10, n_ppf: int = 4) -> list[Candidate]:
     """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses.
 
     Only the ``n_icp`` best-supported hypotheses are refined, first on a subsample of b's break
@@ -327,11 +352,21 @@ def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 
     """
     pool = [m for _, m in _ransac(a, b, h, rng, iters, keep)] + _facet_hypotheses(a, b)
     support = _prescore(a, b, pool, h)
-    hyps = [(support[k], pool[k]) for k in np.argsort(-support)]
+    hyps = [(support[k], pool[k]) for k in np.argsort(-support)][:n_icp]
+    if PPF_TOP > 0 and n_ppf > 0:
+        # PPF poses get ICP slots of their own: on flat-ish breaks their many false poses would
+        # otherwise crowd the descriptor matches out of the shared budget
+        step = ppf_step(a, b, h)
+        model = a.ppf_model(step)
+        bp, bn = b.ppf_model(step).pts, b.ppf_model(step).nrm
+        prng = np.random.default_rng(1000 * (a.index + 1) + b.index)
+        extra = [m for _, m in ppf.vote(model, bp, bn, step, np.inf, prng, top=PPF_TOP)]
+        sup2 = _prescore(a, b, extra, h)
+        hyps += [(sup2[k], extra[k]) for k in np.argsort(-sup2)[:n_ppf]]
     sub = rng.permutation(len(b.fp))[:400]
     sp, sn = b.fp[sub], b.fn[sub]
     rough: list[tuple[float, np.ndarray]] = []
-    for _, m in hyps[: n_icp]:
+    for _, m in hyps:
         m = icp(sp, sn, a.fp, a.fn, a.ftree, m, h, iters=12)
         if any(se3.angle_deg(m[:3, :3], r[:3, :3]) < 3 and np.linalg.norm(m[:3, 3] - r[:3, 3]) < 3 * h
                for _, r in rough):
@@ -343,13 +378,15 @@ def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 
     for _, m in rough[: top + 1]:
         m = icp(b.fp, b.fn, a.fp, a.fn, a.ftree, m, h, iters=6, final_gate=1.5)
         c, p = contact_penetration(a, b, m, h)
-        out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p))
-    out.sort(key=lambda c: -c.score)
+        rim = rim_agreement(a, b, m) + rim_agreement(b, a, se3.inv(m))
+        out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p, rim=rim))
+    out.sort(key=lambda c: -priority(c))
     return [c for c in out[:top] if c.score > 0]
 
 
 def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None,
               iters: int = 8000) -> list[Candidate]:
+    """Candidates of every pair, both directions."""
     cands: list[Candidate] = []
     pairs = [(i, j) for i in range(len(geos)) for j in range(i + 1, len(geos))]
     for k, (i, j) in enumerate(pairs):
@@ -357,19 +394,77 @@ def all_pairs(geos: list[Geo], h: float, rng: np.random.Generator, progress=None
             progress(k / max(len(pairs), 1), f"matching pairs {k}/{len(pairs)}")
         for c in match_pair(geos[i], geos[j], h, rng, iters=iters):
             cands.append(c)
-            cands.append(Candidate(j, i, se3.inv(c.transform), c.score, c.contact, c.penetration))
+            cands.append(Candidate(j, i, se3.inv(c.transform), c.score, c.contact, c.penetration, rim=c.rim))
     return cands
 
 
 # --------------------------------------------------------------------------------------------
 # global
 
+LOOP_DEG = 6.0  # two chained pair poses agree with a third when within this rotation ...
+LOOP_GATE = 4.0  # ... and this many sample spacings at the moved piece's centre
+LOOP_BONUS = 0.5  # priority gained per agreeing triangle (at most LOOP_MAX of them)
+LOOP_MAX = 3
+RIM_WEIGHT = 2.0
+
+
+def loop_support(geos: list[Geo], cands: list[Candidate], h: float) -> None:
+    """Count for each candidate the triangles it closes: T_ij T_jk ~ T_ik with all three candidates.
+
+    Why: a false match of two breaks can score as well as a true one (two flat-ish patches
+    touching), but three false matches rarely compose into a consistent loop, while true
+    neighbours around a shared corner always do. Both orientations of a pair get the count.
+    """
+    by: dict[tuple[int, int], list[Candidate]] = {}
+    for c in cands:
+        by.setdefault((c.i, c.j), []).append(c)
+    n = len(geos)
+    hits: dict[int, int] = {}
+    cos_gate = np.cos(np.radians(LOOP_DEG))
+    for i in range(n):
+        for j in range(n):
+            if j == i or (i, j) not in by:
+                continue
+            for k in range(n):
+                if k in (i, j) or (j, k) not in by or (i, k) not in by or not (i < j < k):
+                    continue
+                ck = geos[k].centre
+                for a in by[(i, j)]:
+                    for b in by[(j, k)]:
+                        chain = a.transform @ b.transform
+                        for c in by[(i, k)]:
+                            r = chain[:3, :3].T @ c.transform[:3, :3]
+                            if (np.trace(r) - 1) / 2 < cos_gate:
+                                continue
+                            gap = np.linalg.norm(se3.apply(chain, ck[None]) - se3.apply(c.transform, ck[None]))
+                            if gap > LOOP_GATE * h:
+                                continue
+                            for x in (a, b, c):
+                                hits[id(x)] = hits.get(id(x), 0) + 1
+    for c in cands:
+        c.loops = hits.get(id(c), 0)
+    # the reversed copies share the count of their forward candidate
+    fwd = {(c.i, c.j, round(c.score, 12)): c.loops for c in cands if c.i < c.j}
+    for c in cands:
+        if c.i > c.j:
+            c.loops = max(c.loops, fwd.get((c.j, c.i, round(c.score, 12)), 0))
+
+
+def priority(c: Candidate, score: float | None = None) -> float:
+    """Rank of a placement: contact score, raised when the rims continue and when loops close.
+
+    Rim agreement was chosen on validation objects (seeds 500000+): contact alone ranks true
+    pair poses above false ones with ROC AUC 0.87-0.99, contact x (1 + 2 rim) with 0.93-1.00.
+    """
+    base = c.score if score is None else score
+    return base * (1.0 + RIM_WEIGHT * c.rim) * (1.0 + LOOP_BONUS * min(c.loops, LOOP_MAX))
+
 
 def frac_area(g: Geo) -> float:
     return len(g.fp) * g.frac_area_per_point
 
 
-def _union(geos: list[Geo], poses: dict[int, np.ndarray]) -> Geo:
+def _union(geos: list[Geo], poses: dict[int, np.ndarray], h: float = 0.0, open_only: bool = False) -> Geo:
     """Everything placed so far as one piece, so a leftover can be matched to the whole break edge."""
     keys = sorted(poses)
     cat = lambda f: np.concatenate([f(k) for k in keys])  # noqa: E731
@@ -378,6 +473,15 @@ def _union(geos: list[Geo], poses: dict[int, np.ndarray]) -> Geo:
     fp = cat(lambda k: se3.apply(poses[k], geos[k].fp))
     fn = cat(lambda k: se3.rotate(poses[k], geos[k].fn))
     orig = cat(lambda k: geos[k].original)
+    if open_only and len(keys) > 1:
+        # drop break samples already mated with another placed piece: a leftover can only fit
+        # onto the part of the break that is still open, and the mated part only misleads matching
+        owner = cat(lambda k: np.full(len(geos[k].fp), k))
+        d, idx = cKDTree(fp).query(fp, k=min(8, len(fp)), distance_upper_bound=1.5 * h)
+        other = np.isfinite(d) & (owner[np.minimum(idx, len(fp) - 1)] != owner[:, None])
+        keep = ~other.any(1)
+        if keep.sum() >= 30:
+            fp, fn = fp[keep], fn[keep]
     return Geo(-1, pts, nrm, fp, fn, float(np.median([geos[k].area_per_point for k in keys])),
                float(np.median([geos[k].frac_area_per_point for k in keys])), orig, geos[keys[0]].keypoint_ratio)
 
@@ -387,7 +491,7 @@ def place_leftovers(geos: list[Geo], poses: dict[int, np.ndarray], missing: list
     """Match each piece the tree could not place against the assembly as a whole; best first."""
     poses, missing = dict(poses), list(missing)
     while missing:
-        union = _union(geos, poses)
+        union = _union(geos, poses, h, open_only=True)
         best = None
         for j in missing:
             for c in match_pair(union, geos[j], h, rng, iters=4000):
@@ -422,8 +526,13 @@ def overlap(geos: list[Geo], poses: dict[int, np.ndarray], j: int, pose_j: np.nd
 
 
 def assemble_tree(geos: list[Geo], cands: list[Candidate], root: int, h: float,
-                  max_pen_ratio: float = 0.35) -> tuple[dict[int, np.ndarray], list[int]]:
+                  max_pen_ratio: float = 0.35, first: Candidate | None = None,
+                  parents: dict[int, int] | None = None) -> tuple[dict[int, np.ndarray], list[int]]:
     """Best-first spanning tree from ``root``; returns poses (root = identity) and parts left unplaced.
+
+    ``first`` (a candidate with ``i == root``) is placed before anything else: a start of the
+    multi-start search, since one wrong early placement is what misleads a single greedy run.
+    ``parents`` (filled in when given) records which piece each placement was matched to.
 
     Lazy greedy: a popped candidate is re-scored against every piece already placed (contact
     with all of them minus penetration into any); if that drops it below the next candidate it
@@ -443,7 +552,9 @@ def assemble_tree(geos: list[Geo], cands: list[Candidate], root: int, h: float,
         counter += 1
 
     for c in by_target.get(root, []):
-        push(c.score, c, False)
+        push(priority(c), c, False)
+    if first is not None:
+        push(float("inf"), first, True)
     placed_p, placed_n = [geos[root].fp], [geos[root].fn]
     tree = cKDTree(placed_p[0])
     dst_p, dst_n = placed_p[0], placed_n[0]
@@ -461,25 +572,95 @@ def assemble_tree(geos: list[Geo], cands: list[Candidate], root: int, h: float,
             contact, pen = overlap(geos, poses, c.j, pose, h)
             if pen > max_pen_ratio * max(contact, 1e-12) or contact < MIN_CONTACT * frac_area(g):
                 continue
-            score = contact - PENALTY * pen
+            score = priority(c, contact - PENALTY * pen)
             if heap and score < -heap[0][0]:
                 fitted[counter] = pose
                 push(score, c, True)
                 continue
         poses[c.j] = pose
+        if parents is not None:
+            parents[c.j] = c.i
         placed_p.append(se3.apply(pose, geos[c.j].fp))
         placed_n.append(se3.rotate(pose, geos[c.j].fn))
         dst_p, dst_n = np.concatenate(placed_p), np.concatenate(placed_n)
         tree = cKDTree(dst_p)
         for c2 in by_target.get(c.j, []):
             if c2.j not in poses:
-                push(c2.score, c2, False)
+                push(priority(c2), c2, False)
         # candidates already re-scored may now touch the new piece: let them be re-scored again
         heap = [(n, k, False, cc) for n, k, _, cc in heap]
         fitted.clear()
         heapq.heapify(heap)
     missing = [k for k in range(len(geos)) if k not in poses]
     return poses, missing
+
+
+def _subtree(parents: dict[int, int], j: int) -> set[int]:
+    out, grow = {j}, True
+    while grow:
+        grow = False
+        for k, p in parents.items():
+            if p in out and k not in out:
+                out.add(k)
+                grow = True
+    return out
+
+
+def _pair_term(geos: list[Geo], poses: dict[int, np.ndarray], i: int, j: int, h: float) -> tuple[float, float]:
+    """(contact, penetration) of placed pieces i and j; (0, 0) when their bounding spheres are apart."""
+    rel = se3.inv(poses[i]) @ poses[j]
+    cj = se3.apply(rel, geos[j].centre[None])[0]
+    if np.linalg.norm(geos[i].centre - cj) > geos[i].radius + geos[j].radius + 2 * h:
+        return 0.0, 0.0
+    return contact_penetration(geos[i], geos[j], rel, h)
+
+
+def improve(geos: list[Geo], poses: dict[int, np.ndarray], cands: list[Candidate], parents: dict[int, int],
+            root: int, h: float, per_piece: int = 5, sweeps: int = 2) -> dict[int, np.ndarray]:
+    """Local search on the whole assembly's score: re-attach a piece, with everything placed
+    through it, by another of its pair candidates when that raises the score.
+
+    Why: on validation objects the true assembly scores clearly higher than what the greedy
+    tree builds, and a wrong early placement drags the pieces matched to it along, so moves
+    take the piece's subtree with it. Only pairs across the moved set change, so only those
+    are re-measured.
+    """
+    poses, parents = dict(poses), dict(parents)
+    keys = sorted(poses)
+    terms = {(i, j): _pair_term(geos, poses, i, j, h) for a_i, i in enumerate(keys) for j in keys[a_i + 1:]}
+    value = lambda t: t[0] - PENALTY * t[1]  # noqa: E731
+    by_j: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_j.setdefault(c.j, []).append(c)
+    for _ in range(sweeps):
+        improved = False
+        for j in keys:
+            if j == root:
+                continue
+            sub = _subtree(parents, j)
+            options = sorted((c for c in by_j.get(j, []) if c.i in poses and c.i not in sub),
+                             key=lambda c: -priority(c))
+            for c in options[:per_piece]:
+                new = poses[c.i] @ c.transform
+                same = se3.angle_deg(new[:3, :3], poses[j][:3, :3]) < 3
+                if same and np.linalg.norm(new[:3, 3] - poses[j][:3, 3]) < 2 * h:
+                    continue
+                delta = new @ se3.inv(poses[j])
+                trial = dict(poses)
+                for k in sub:
+                    trial[k] = delta @ poses[k]
+                cross = [(min(k, m), max(k, m)) for k in sub for m in keys if m not in sub]
+                fresh = {pq: _pair_term(geos, trial, pq[0], pq[1], h) for pq in cross}
+                gain = sum(value(fresh[pq]) - value(terms[pq]) for pq in cross)
+                if gain > 1e-6:
+                    poses = trial
+                    terms.update(fresh)
+                    parents[j] = c.i
+                    improved = True
+                    sub = _subtree(parents, j)
+        if not improved:
+            break
+    return poses
 
 
 def refine(geos: list[Geo], poses: dict[int, np.ndarray], anchor: int, h: float, rounds: int = 3,
@@ -540,19 +721,46 @@ def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[i
 
 
 def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None, iters: int = 8000,
-             roots: int = 3, geos: list[Geo] | None = None
+             roots: int = 3, geos: list[Geo] | None = None, starts_from_pairs: int = 8, finish: int = 2,
+             cands: list[Candidate] | None = None, improve_sweeps: int = 2
              ) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
-    """Pairs, then a spanning tree from each of the ``roots`` largest pieces; the best-scoring
-    assembly (after refinement) wins and is expressed with the anchor at identity."""
+    """Pairs, then greedy spanning trees from several starts; the best-scoring assembly wins and
+    is expressed with the anchor at identity.
+
+    Starts: each of the ``roots`` largest pieces alone, and the ``starts_from_pairs`` best pair
+    candidates placed first. Trees are ranked by the whole assembly's score (total contact minus
+    interpenetration), which on validation objects is clearly higher for the true assembly than
+    for the greedy's mistakes; the ``finish`` best get their leftover pieces placed."""
     geos = geos or to_geo(parts)
     h = spacing(geos)
-    cands = all_pairs(geos, h, rng, progress, iters=iters)
+    if cands is None:
+        cands = all_pairs(geos, h, rng, progress, iters=iters)
+    loop_support(geos, cands, h)
     order = list(np.argsort([-p.area for p in parts])[:roots])
     if anchor in order:
         order.remove(anchor)
+    starts: list[tuple[int, Candidate | None]] = [(int(r), None) for r in [anchor, *order]]
+    forward = sorted((c for c in cands if c.i < c.j), key=lambda c: -priority(c))
+    seen: set[tuple[int, int]] = set()
+    for c in forward:
+        if len(seen) >= starts_from_pairs:
+            break
+        if (c.i, c.j) not in seen:
+            seen.add((c.i, c.j))
+            starts.append((c.i, c))
+    trees = []
+    for k, (root, first) in enumerate(starts):
+        if progress is not None:
+            progress(1.0, f"assembling: start {k + 1}/{len(starts)}")
+        parents: dict[int, int] = {}
+        poses, missing = assemble_tree(geos, cands, root, h, first=first, parents=parents)
+        trees.append((assembly_score(geos, poses, h)["score"] - 0.5 * len(missing) / len(geos), poses, missing,
+                      parents, root))
+    trees.sort(key=lambda t: -t[0])
     best = None
-    for root in [anchor, *order]:
-        poses, missing = assemble_tree(geos, cands, int(root), h)
+    for _, poses, missing, parents, root in trees[:finish]:
+        if improve_sweeps:
+            poses = improve(geos, poses, cands, parents, root, h, sweeps=improve_sweeps)
         if missing:
             poses, missing = place_leftovers(geos, poses, missing, h, rng)
         if missing:

@@ -13,7 +13,7 @@ import numpy as np
 
 from kintsugi_reassembly import geometric, se3
 from kintsugi_reassembly.prep import Prepared, prepare
-from kintsugi_reassembly.segment import fracture_probability
+from kintsugi_reassembly.segment import LOOSE_THRESHOLD, THRESHOLD, fracture_probability
 
 
 @dataclass
@@ -37,16 +37,20 @@ def _to_file_units(pose: np.ndarray, scale: float) -> np.ndarray:
 
 
 def segment_parts(prep: Prepared, rng: np.random.Generator, method: str = "auto",
-                  frac_points_total: int = 6000, progress=None) -> None:
-    probs = []
-    for k, part in enumerate(prep.parts):
-        if progress is not None:
-            progress(0.05 + 0.15 * k / len(prep.parts), f"fracture surfaces: {part.name}")
-        probs.append(fracture_probability(part.points, part.normals, method))
-    frac_area = sum(p.area * float(np.mean(pr > 0.5)) for p, pr in zip(prep.parts, probs, strict=True))
+                  frac_points_total: int = 6000, progress=None, threshold: float = THRESHOLD,
+                  probs: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Fracture probabilities per part (computed unless given) and dense break samples cut at ``threshold``."""
+    if probs is None:
+        probs = []
+        for k, part in enumerate(prep.parts):
+            if progress is not None:
+                progress(0.05 + 0.15 * k / len(prep.parts), f"fracture surfaces: {part.name}")
+            probs.append(fracture_probability(part.points, part.normals, method))
+    frac_area = sum(p.area * float(np.mean(pr > threshold)) for p, pr in zip(prep.parts, probs, strict=True))
     density = frac_points_total / max(frac_area, 1e-9)
     for part, pr in zip(prep.parts, probs, strict=True):
-        part.set_fracture(pr, rng, density)
+        part.set_fracture(pr, rng, density, threshold=threshold)
+    return probs
 
 
 def contact_distances(geos: list[geometric.Geo], poses: dict[int, np.ndarray]) -> list[np.ndarray]:
@@ -64,12 +68,14 @@ def contact_distances(geos: list[geometric.Geo], poses: dict[int, np.ndarray]) -
 
 def run(fragments, method: str = "combined", seed: int = 0, points_total: int = 8000,
         segmentation: str = "auto", progress=None, prepared: Prepared | None = None,
-        n_samples: int = 4) -> Result:
+        n_samples: int = 4, loose: bool = True) -> Result:
     """Assemble a Fragments layer.
 
-    ``geometric``: pair matching + spanning tree + refinement. ``learned``: flow-matching
-    hypotheses, each refined geometrically. ``combined``: both; the best assembly score wins and
-    the others are returned as alternatives.
+    ``geometric``: pair matching + spanning tree + refinement, once on the fracture samples cut at
+    THRESHOLD and (``loose``) once more at LOOSE_THRESHOLD. ``learned``: flow-matching
+    hypotheses, each refined geometrically. ``combined``: both; the best assembly score (always
+    measured on the strict fracture samples, so the two cuts compete fairly) wins and the others
+    are returned as alternatives.
     """
     from kintsugi_reassembly import flow
 
@@ -80,7 +86,7 @@ def run(fragments, method: str = "combined", seed: int = 0, points_total: int = 
         raise ValueError("the learned pose model's weights are not installed; use method 'geometric'")
     if progress is not None:
         progress(0.05, f"{len(prep.parts)} fragments sampled")
-    segment_parts(prep, rng, segmentation, progress=progress)
+    probs = segment_parts(prep, rng, segmentation, progress=progress)
     anchor = int(np.argmax([p.area for p in prep.parts]))
     geos = geometric.to_geo(prep.parts)
     h = geometric.spacing(geos)
@@ -91,8 +97,23 @@ def run(fragments, method: str = "combined", seed: int = 0, points_total: int = 
 
     found: list[tuple[str, dict[int, np.ndarray], list[str]]] = []
     if method in ("geometric", "combined"):
-        poses, info, geos, _, h = geometric.assemble(prep.parts, anchor, rng, sub, geos=geos)
+        first = (lambda f, m: sub(0.5 * f, m)) if loose else sub
+        poses, info, geos, _, h = geometric.assemble(prep.parts, anchor, rng, first, geos=geos)
         found.append(("geometric", poses, info["unmatched"]))
+        changed = [bool(np.any((pr > THRESHOLD) != (pr > LOOSE_THRESHOLD))) for pr in probs]
+        if loose and segmentation != "geometric" and any(changed):
+            # the same probabilities cut at the classifier's neutral 0.5: a break the classifier
+            # is unsure of (a whole region voted ~0.5) still takes part; the better score wins.
+            # (Reusing the strict run's matches for parts whose cut is unchanged was tried: it
+            # saves time but lost the sample object on validation, so all pairs are matched anew.)
+            kept = [(p.fracture, p.threshold, p.frac_points, p.frac_normals, p.frac_area) for p in prep.parts]
+            segment_parts(prep, np.random.default_rng(seed + 1), threshold=LOOSE_THRESHOLD, probs=probs)
+            geos_l = geometric.to_geo(prep.parts)
+            poses_l, info_l, *_ = geometric.assemble(prep.parts, anchor, np.random.default_rng(seed + 1),
+                                                     lambda f, m: sub(0.5 + 0.5 * f, m), geos=geos_l)
+            found.append(("geometric-loose", poses_l, info_l["unmatched"]))
+            for p, (fr, th, fp, fn, fa) in zip(prep.parts, kept, strict=True):
+                p.fracture, p.threshold, p.frac_points, p.frac_normals, p.frac_area = fr, th, fp, fn, fa
     if method in ("learned", "combined"):
         if progress is not None:
             progress(0.82, "learned hypotheses")

@@ -35,6 +35,7 @@ class Part:
     frac_points: np.ndarray | None = None  # dense samples of the fracture surface (meshes) or a subset
     frac_normals: np.ndarray | None = None
     frac_area: float = 0.0
+    threshold: float = 0.5  # fracture probability above which a sample counts as fracture (set_fracture)
 
     def set_fracture(self, prob: np.ndarray, rng: np.random.Generator, density: float,
                      threshold: float = 0.5, min_points: int = 60) -> None:
@@ -45,6 +46,7 @@ class Part:
         sample covers with few points.
         """
         self.fracture = prob
+        self.threshold = threshold
         mask = prob > threshold
         if mask.sum() < min(min_points, len(prob) // 4):
             mask = np.zeros(len(prob), bool)
