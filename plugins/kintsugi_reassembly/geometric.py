@@ -721,7 +721,7 @@ def place_missing(geos: list[Geo], poses: dict[int, np.ndarray], missing: list[i
 
 
 def assemble(parts: list[Part], anchor: int, rng: np.random.Generator, progress=None, iters: int = 8000,
-             roots: int = 3, geos: list[Geo] | None = None, starts_from_pairs: int = 8, finish: int = 2,
+             roots: int = 3, geos: list[Geo] | None = None, starts_from_pairs: int = 5, finish: int = 2,
              cands: list[Candidate] | None = None, improve_sweeps: int = 2
              ) -> tuple[dict[int, np.ndarray], dict, list[Geo], list[Candidate], float]:
     """Pairs, then greedy spanning trees from several starts; the best-scoring assembly wins and
