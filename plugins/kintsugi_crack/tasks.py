@@ -32,6 +32,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WEIGHTS_FILE = Path(__file__).resolve().parent / "weights" / "crackprotonet.safetensors"
 MASK_COLOUR = (231, 76, 60)
 SUPPORT_TWIN_SEED = 4711  # darkened twins of support examples for the head fit
+TWINS = 1  # darkened twins per support example
+TWIN_FACTOR, TWIN_PHOTONS = (0.15, 0.3), (150.0, 600.0)  # their light level and photons at full scale
 
 Method = Literal["network", "ridge"]
 Threshold = Annotated[float, Param(min=0.05, max=0.95, step=0.05,
@@ -136,8 +138,8 @@ def build_prototypes(net: Any, pairs: list[tuple[np.ndarray, np.ndarray, str]], 
         progress(k / max(len(pairs), 1), f"support {k + 1}/{len(pairs)}: {name}")
         check_pair(img, mask, name)
         add_support(protos, img, mask, net, tile, device)
-        if adapt:
-            add_support(protos, darkened_twin(img, k), mask, net, tile, device, pool=False)
+        for j in range(TWINS if adapt else 0):
+            add_support(protos, darkened_twin(img, k + 1000 * j), mask, net, tile, device, pool=False)
     vectors = protos.vectors()
     if adapt:
         progress(0.95, "fitting the head to the support examples")
@@ -150,8 +152,8 @@ def darkened_twin(data: np.ndarray, seed: int) -> np.ndarray:
     from kintsugi_crack.lowlight import darken
 
     rng = np.random.default_rng(SUPPORT_TWIN_SEED + seed)
-    factor, gamma = float(rng.uniform(0.15, 0.3)), float(rng.uniform(0.8, 1.4))
-    photons, read_noise = float(rng.uniform(150, 600)), float(rng.uniform(1.0, 4.0))
+    factor, gamma = float(rng.uniform(*TWIN_FACTOR)), float(rng.uniform(0.8, 1.4))
+    photons, read_noise = float(rng.uniform(*TWIN_PHOTONS)), float(rng.uniform(1.0, 4.0))
     out = np.empty((*data.shape[:2], 3), np.uint8)
     for y0 in range(0, data.shape[0], 512):  # in bands: a huge support photo needs no float copy
         rgb = np.round(to_float_rgb(data[y0:y0 + 512]) * 255).astype(np.uint8)
