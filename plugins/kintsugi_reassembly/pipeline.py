@@ -109,8 +109,11 @@ def run(fragments, method: str = "combined", seed: int = 0, points_total: int = 
             kept = [(p.fracture, p.threshold, p.frac_points, p.frac_normals, p.frac_area) for p in prep.parts]
             segment_parts(prep, np.random.default_rng(seed + 1), threshold=LOOSE_THRESHOLD, probs=probs)
             geos_l = geometric.to_geo(prep.parts)
+            # a lighter search than the main pass (half the RANSAC draws, fewer starts): it is the
+            # fallback for unsure breaks, and the 10-piece time budget has room for one full pass only
             poses_l, info_l, *_ = geometric.assemble(prep.parts, anchor, np.random.default_rng(seed + 1),
-                                                     lambda f, m: sub(0.5 + 0.5 * f, m), geos=geos_l)
+                                                     lambda f, m: sub(0.5 + 0.5 * f, m), geos=geos_l,
+                                                     iters=4000, starts_from_pairs=2, finish=1, improve_sweeps=1)
             found.append(("geometric-loose", poses_l, info_l["unmatched"]))
             for p, (fr, th, fp, fn, fa) in zip(prep.parts, kept, strict=True):
                 p.fracture, p.threshold, p.frac_points, p.frac_normals, p.frac_area = fr, th, fp, fn, fa
