@@ -52,7 +52,8 @@ class AdaptPanel(QWidget):
         self.new_button.setToolTip("An empty mask over the selected photo, ready to paint")
         self.new_button.clicked.connect(self.new_example)
         self.adapt_button = QPushButton("Adapt", box)
-        self.adapt_button.setToolTip("Segment this photo steered by the checked examples (seconds, no retraining)")
+        self.adapt_button.setToolTip("Segment this photo with the model's head fitted to the checked examples "
+                                     "(seconds; the shipped weights are not changed)")
         self.adapt_button.clicked.connect(self.adapt)
         row.addWidget(self.new_button)
         row.addWidget(self.adapt_button)
@@ -68,6 +69,9 @@ class AdaptPanel(QWidget):
                 w.combo.currentIndexChanged.connect(lambda *_: self._refresh_list())
             if w.spec.name in ("support_images", "support_masks"):  # the Adapt box below chooses them
                 self.form.layout().setRowVisible(w.widget, False)
+        for p in self.form.params:
+            if p.spec.name == "fine_tune":  # Adapt always fits the head: prototypes alone barely move F1
+                self.form.layout().setRowVisible(p.widget, False)
         self.refresh()
 
     # -- the examples ---------------------------------------------------------------------------------
@@ -134,7 +138,8 @@ class AdaptPanel(QWidget):
             target.set(visible=True)
 
     def segment(self) -> None:
-        values = {k: v for k, v in self.form.values().items() if k not in ("support_images", "support_masks")}
+        values = {k: v for k, v in self.form.values().items()
+                  if k not in ("support_images", "support_masks", "fine_tune")}
         if self._run(values):
             self.show_target()
             self._say("segmenting in the background (Jobs dock)")
@@ -148,7 +153,7 @@ class AdaptPanel(QWidget):
         if empty:
             self._say(f"⚠ nothing painted yet in {', '.join(empty)}: paint some crack pixels or uncheck it")
             return
-        if self._run(self.form.values() | support_values(examples)):
+        if self._run(self.form.values() | support_values(examples) | {"fine_tune": True}):
             self.show_target()
             self._say(f"adapting to {len(examples)} example(s) in the background (Jobs dock)")
 

@@ -33,7 +33,7 @@ def test_adapt_uses_the_examples_painted_in_the_window(window, qtbot):
     panel._submit = lambda values, device: (seen.append(values), submit(values, device))[1]
     panel.adapt()
     assert [m.name for m in seen[0]["support_masks"]] == ["crack_00_mask"]
-    assert [p.name for p in seen[0]["support_images"]] == ["crack_00"]
+    assert [p.name for p in seen[0]["support_images"]] == ["crack_00"] and seen[0]["fine_tune"] is True
     qtbot.waitUntil(lambda: "crack_00_lowlight crack mask" in window.scene, timeout=120_000)
     mask = window.scene["crack_00_lowlight crack mask"]
     assert mask.data.shape == window.scene["crack_00_lowlight"].data.shape[:2] and mask.data.max() == 255
