@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from kintsugi.gui.panels.tasks import TaskForm
+from kintsugi.gui.panels.tasks import TaskForm, window_attr
 from kintsugi_crack.examples import Example, find_examples, support_values
 
 
@@ -108,12 +108,7 @@ class AdaptPanel(QWidget):
         self.message.setText(text)
 
     def _window_attr(self, name: str):
-        w = self.parent()
-        while w is not None:
-            if hasattr(w, name):
-                return getattr(w, name)
-            w = w.parent()
-        return None
+        return window_attr(self, name)
 
     def _run(self, values: dict) -> bool:
         try:

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from kintsugi.core import Fragments
-from kintsugi.gui.panels.tasks import TaskForm
+from kintsugi.gui.panels.tasks import TaskForm, window_attr
 from kintsugi_reassembly import review
 
 ANIMATION_STEPS = 24
@@ -137,13 +137,7 @@ class ReviewPanel(QWidget):
         return s
 
     def _window_attr(self, name: str):
-        """The main window's history or 3D view when the panel sits in one (none in a bare test widget)."""
-        w = self.parent()
-        while w is not None:
-            if hasattr(w, name):
-                return getattr(w, name)
-            w = w.parent()
-        return None
+        return window_attr(self, name)
 
     def _connect_view(self) -> None:
         """Listen to piece picks in the window's 3D view (made lazily, and only once we are in a window)."""

@@ -44,8 +44,9 @@ def test_an_unpainted_example_is_refused_with_a_message(window, qtbot):
     panel = _panel(window)
     _choose_image(panel, "crack_00")
     window.scene.select([window.scene["crack_00_lowlight"]])
-    mask = window.new_mask()  # crack_00_lowlight_mask, empty
-    assert mask is not None
+    panel.new_example()  # the panel asks its window for New mask: crack_00_lowlight_mask, empty
+    mask = window.scene["crack_00_lowlight_mask"]
+    assert window.label_mode.currentText() == "paint" and "paint the cracks" in panel.message.text()
     assert any("crack_00_lowlight_mask" in panel.list.item(i).text() for i in range(panel.list.count()))
     panel.adapt()
     assert "nothing painted yet in crack_00_lowlight_mask" in panel.message.text()

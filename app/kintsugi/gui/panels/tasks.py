@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -27,6 +28,17 @@ from kintsugi.core import Scene
 from kintsugi.plugins import Registry, TaskInfo
 
 from .forms import InputWidget, ParamWidget, path_row
+
+
+def window_attr(widget: QWidget, name: str) -> Any:
+    """The main window's ``name`` (``history``, ``submit_task``, ``new_mask``, ``existing_view3d``) for a
+    plugin panel inside it, found through the panel's parents; None for a bare panel (tests, scripts)."""
+    w = widget.parent()
+    while w is not None:
+        if hasattr(w, name):
+            return getattr(w, name)
+        w = w.parent()
+    return None
 
 
 class TaskForm(QWidget):
