@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kintsugi.core import Image2D, Layer
+from kintsugi.core import Image2D, Layer, is_mask
 
 TASK_MASK_SUFFIX = " crack mask"
 
@@ -32,11 +32,8 @@ class Example:
         return f"{self.photo.name}  ←  {self.mask.name}  ({self.crack_pixels} crack px)"
 
 
-def _is_mask(layer: Layer) -> bool:
-    return isinstance(layer, Image2D) and (layer.modality == "mask" or layer.name.endswith("_mask"))
-
-
-def _belongs(mask: Image2D, photo: Image2D) -> bool:
+def belongs(mask: Image2D, photo: Image2D) -> bool:
+    """``mask`` was drawn on ``photo``: same height and width, and named after it (see the module)."""
     if mask.data.shape[:2] != photo.data.shape[:2]:
         return False
     name, base = mask.name, photo.name
@@ -50,10 +47,10 @@ def find_examples(layers: Iterable[Layer], target: Image2D | None = None) -> lis
     """Every (photo, mask) pair among ``layers``, the target photo's own masks left out (a photo is not an
     example for itself). Masks with no crack pixel are listed too: the task says clearly why it refuses them."""
     layers = list(layers)
-    photos = [x for x in layers if isinstance(x, Image2D) and not _is_mask(x) and x is not target]
+    photos = [x for x in layers if isinstance(x, Image2D) and not is_mask(x) and x is not target]
     out = []
-    for mask in (x for x in layers if _is_mask(x)):
-        owners = [p for p in photos if _belongs(mask, p)]
+    for mask in (x for x in layers if is_mask(x)):
+        owners = [p for p in photos if belongs(mask, p)]
         if owners:
             out.append(Example(max(owners, key=lambda p: len(p.name)), mask))  # the most specific name wins
     return out

@@ -21,14 +21,13 @@ from qtpy.QtWidgets import (
 )
 
 from kintsugi.gui.panels.tasks import TaskForm, window_attr
-from kintsugi_crack.examples import Example, find_examples, support_values
+from kintsugi_crack.examples import Example, belongs, find_examples, support_values
 
 
 class AdaptPanel(QWidget):
     def __init__(self, task, scene, submit, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.task, self.scene, self._submit = task, scene, submit
-        self._examples: list[Example] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.form = TaskForm(task, scene, self)
@@ -87,15 +86,15 @@ class AdaptPanel(QWidget):
         """Re-read the examples, keeping the user's checks by name."""
         unchecked = {self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())
                      if self.list.item(i).checkState() != Qt.CheckState.Checked}
-        self._examples = find_examples(self.scene, self.target())
+        examples = find_examples(self.scene, self.target())
         self.list.clear()
-        for ex in self._examples:
+        for ex in examples:
             item = QListWidgetItem(ex.label, self.list)
             item.setToolTip(ex.label)
             item.setData(Qt.ItemDataRole.UserRole, ex.mask.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked if ex.mask.name in unchecked else Qt.CheckState.Checked)
-        self.adapt_button.setEnabled(bool(self._examples))
+        self.adapt_button.setEnabled(bool(examples))
 
     def checked(self) -> list[Example]:
         names = {self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())
@@ -106,9 +105,6 @@ class AdaptPanel(QWidget):
     # -- actions --------------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
         self.message.setText(text)
-
-    def _window_attr(self, name: str):
-        return window_attr(self, name)
 
     def _run(self, values: dict) -> bool:
         try:
@@ -125,9 +121,12 @@ class AdaptPanel(QWidget):
         target = self.target()
         if target is None:
             return
-        mine = {m.name for m in self.scene if isinstance(m, Image2D) and m.name.startswith(target.name)}
-        for layer in self.scene:
-            if isinstance(layer, Image2D) and layer is not target and layer.name not in mine and layer.visible:
+        def own(layer: Image2D) -> bool:  # a mask painted on the target, or a task's map of it ("<photo> crack …")
+            return belongs(layer, target) or (layer.data.shape[:2] == target.data.shape[:2]
+                                              and layer.name.startswith(target.name + " "))
+
+        for layer in self.scene:  # other photos and their masks go; the target's own masks and maps stay
+            if isinstance(layer, Image2D) and layer is not target and not own(layer) and layer.visible:
                 layer.set(visible=False)
         if not target.visible:
             target.set(visible=True)
@@ -153,7 +152,7 @@ class AdaptPanel(QWidget):
             self._say(f"adapting to {len(examples)} example(s) in the background (Jobs dock)")
 
     def new_example(self) -> None:
-        new_mask = self._window_attr("new_mask")
+        new_mask = window_attr(self, "new_mask")
         if new_mask is None:
             self._say("New mask needs the main window")
             return

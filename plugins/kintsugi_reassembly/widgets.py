@@ -136,12 +136,9 @@ class ReviewPanel(QWidget):
         s.setDecimals(2)
         return s
 
-    def _window_attr(self, name: str):
-        return window_attr(self, name)
-
     def _connect_view(self) -> None:
         """Listen to piece picks in the window's 3D view (made lazily, and only once we are in a window)."""
-        view = self._window_attr("existing_view3d")
+        view = window_attr(self, "existing_view3d")
         if view is not None and view is not self._listening_to:
             view.piece_listeners.append(self._on_piece_picked)
             self._listening_to = view
@@ -201,7 +198,7 @@ class ReviewPanel(QWidget):
 
     def refine(self) -> None:
         layer = self.layer()
-        submit_task = self._window_attr("submit_task")
+        submit_task = window_attr(self, "submit_task")
         if layer is None or submit_task is None:
             return
         from kintsugi.plugins import get_registry
@@ -267,7 +264,7 @@ class ReviewPanel(QWidget):
         self._set_poses(layer, poses, f"use alternative {alts[index].get('method', index)}")
 
     def show_contact(self, on: bool) -> None:
-        layer, view = self.layer(), self._window_attr("existing_view3d")
+        layer, view = self.layer(), window_attr(self, "existing_view3d")
         if layer is not None and view is not None:
             view.set_color_by(layer, "contact_distance" if on else None)
 
@@ -277,7 +274,7 @@ class ReviewPanel(QWidget):
             self.piece.setCurrentIndex(index)
 
     def _highlight(self, index: int) -> None:
-        layer, view = self.layer(), self._window_attr("existing_view3d")
+        layer, view = self.layer(), window_attr(self, "existing_view3d")
         if layer is not None and view is not None and index >= 0:
             view.highlight_piece(layer, index)
 
@@ -304,7 +301,7 @@ class ReviewPanel(QWidget):
                 layer[k].pose = p
             layer.changed.emit("pose")
 
-        history = self._window_attr("history")
+        history = window_attr(self, "history")
         if history is None:
             put(poses)
             return

@@ -56,3 +56,12 @@ def test_an_unpainted_example_is_refused_with_a_message(window, qtbot):
     panel.adapt()
     assert [m.name for m in submitted[0]["support_masks"]] == ["crack_00_lowlight_mask"]
     assert np.count_nonzero(submitted[0]["support_masks"][0].data) == 30
+
+
+def test_the_analysed_photo_is_shown_with_its_own_layers_only(window):
+    window.open_sample("crack")
+    panel = _panel(window)
+    _choose_image(panel, "crack_00_lowlight")
+    panel.show_target()
+    shown = {x.name for x in window.scene if x.visible and x.kind == "image"}
+    assert shown == {"crack_00_lowlight"}  # the other photo and its mask are hidden

@@ -34,3 +34,12 @@ def test_the_target_photo_is_not_its_own_example():
     wall = _photo("wall")
     assert find_examples([wall, _mask("wall_mask")], target=wall) == []
     assert len(find_examples([wall, _mask("wall_mask")])) == 1
+
+
+def test_a_mask_belongs_to_the_photo_it_is_named_after_not_to_a_longer_name():
+    from kintsugi_crack.examples import belongs
+
+    wall, wall2 = _photo("wall"), _photo("wall2")
+    assert belongs(_mask("wall_mask"), wall) and not belongs(_mask("wall_mask"), wall2)
+    assert belongs(_mask("wall2_mask"), wall2) and not belongs(_mask("wall2_mask"), wall)
+    assert not belongs(_mask("wall_mask", shape=(10, 10)), wall)

@@ -17,6 +17,7 @@ from kintsugi.core.layers import (
     Table,
     Volume,
     check_rigid,
+    is_mask,
     palette_color,
 )
 from kintsugi.core.scene import Scene
@@ -36,5 +37,6 @@ __all__ = [
     "Table",
     "Volume",
     "check_rigid",
+    "is_mask",
     "palette_color",
 ]

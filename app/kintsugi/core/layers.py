@@ -522,3 +522,22 @@ class Table(Layer):
         d = super().describe()
         d.update({"rows": str(self.n_rows), "columns": ", ".join(self.columns)})
         return d
+
+
+def is_mask(layer: Layer) -> bool:
+    """A binary mask of a photo (0/255, named ``*_mask`` or of modality ``mask``): a paintable label overlay.
+
+    In the core because the GUI (which pane, which tool) and plugins (which layers are few-shot examples)
+    must agree on it.
+
+    Asked on every form refresh and selection, so the value check is one pass without sorting (np.unique
+    on a large photo takes seconds), and a layer that says it is a mask (modality) is believed.
+    """
+    if not (isinstance(layer, Image2D) and layer.data.ndim == 2 and layer.data.dtype == np.uint8):
+        return False
+    if layer.modality == "mask":
+        return True
+    if not layer.name.endswith("_mask"):
+        return False
+    d = layer.data
+    return not np.any((d != 0) & (d != 255))

@@ -6,9 +6,9 @@ so it must be able to ask "would the 3D view show this?" before the 3D view, and
 
 from __future__ import annotations
 
-import numpy as np
+from kintsugi.core import Fragments, Image2D, LabelMap, Layer, Mesh, PointCloud, Volume, is_mask
 
-from kintsugi.core import Fragments, Image2D, LabelMap, Layer, Mesh, PointCloud, Volume
+__all__ = ["is_mask", "is_overlay", "shown_in_3d", "shown_in_image_pane", "shown_in_slices"]
 
 MAX_SURFACE_VOXELS = 200_000_000  # label maps larger than this are not surfaced automatically
 
@@ -25,22 +25,6 @@ def shown_in_slices(layer: Layer) -> bool:
 
 def shown_in_image_pane(layer: Layer) -> bool:
     return isinstance(layer, Image2D)
-
-
-def is_mask(layer: Layer) -> bool:
-    """A binary mask of a photo (0/255, named ``*_mask`` or of modality ``mask``): a paintable label overlay.
-
-    Asked on every form refresh and selection, so the value check is one pass without sorting (np.unique
-    on a large photo takes seconds), and a layer that says it is a mask (modality) is believed.
-    """
-    if not (isinstance(layer, Image2D) and layer.data.ndim == 2 and layer.data.dtype == np.uint8):
-        return False
-    if layer.modality == "mask":
-        return True
-    if not layer.name.endswith("_mask"):
-        return False
-    d = layer.data
-    return not np.any((d != 0) & (d != 255))
 
 
 OVERLAY_MODALITIES = ("width map", "heatmap", "overlay")
