@@ -25,7 +25,7 @@ N_PHANTOMS = 24
 def _phantom_accuracy(method: str, phantoms: list) -> dict[str, float]:
     from kintsugi.plugins import run_task
 
-    errs, exact, morph, healthy_ok = [], [], [], []
+    errs, exact, morph, healthy_ok, healthy_plain = [], [], [], [], []
     for ph in phantoms:
         res = run_task("spine.height_loss", labels=ph.labels, reference=method, meshes=False)
         for rec, tr in zip(res.files["vertebrae.json"]["vertebrae"], ph.truth["vertebrae"], strict=True):
@@ -35,9 +35,11 @@ def _phantom_accuracy(method: str, phantoms: list) -> dict[str, float]:
                 morph.append(rec["morphology"] == tr["morphology"])
             else:
                 healthy_ok.append(rec["genant_grade"] == 0)
+                healthy_plain.append(rec["morphology"] == "normal")
     return {"mae": float(np.mean(errs)), "p95": float(np.percentile(errs, 95)), "max": float(np.max(errs)),
             "exact": 100 * float(np.mean(exact)), "morph": 100 * float(np.mean(morph)), "n": len(exact),
-            "n_fractured": len(morph), "healthy_ok": 100 * float(np.mean(healthy_ok))}
+            "n_fractured": len(morph), "healthy_ok": 100 * float(np.mean(healthy_ok)),
+            "healthy_plain": 100 * float(np.mean(healthy_plain)), "n_healthy": len(healthy_ok)}
 
 
 def _real(rows: list[Row], where: str, when: str) -> None:
@@ -105,7 +107,8 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
         m = _phantom_accuracy(method, phantoms)
         print(f"{method}: section error {m['mae']:.2f} pp (p95 {m['p95']:.1f}, max {m['max']:.1f}), Genant exact "
               f"{m['exact']:.1f} % of {m['n']}, morphology {m['morph']:.0f} % of {m['n_fractured']} fractured, "
-              f"healthy graded 0: {m['healthy_ok']:.0f} %", flush=True)
+              f"healthy graded 0: {m['healthy_ok']:.0f} %, healthy given no shape: {m['healthy_plain']:.0f} %",
+              flush=True)
         tag = f"phantoms seeds 0-{N_PHANTOMS - 1}, reference {method}"
         rows += [
             Row("spine", f"{tag}: section height-loss error (mean abs; goal <= 3)", f"{m['mae']:.2f}", "pp", where,
@@ -116,6 +119,8 @@ def run(workdir: Path, repeats: int = 3) -> list[Row]:
                 when),
             Row("spine", f"{tag}: morphology right, fractured (goal 100)", f"{m['morph']:.0f}",
                 f"% of {m['n_fractured']}", where, when),
+            Row("spine", f"{tag}: healthy vertebrae graded 0 / given no shape (not even borderline)",
+                f"{m['healthy_ok']:.0f} / {m['healthy_plain']:.0f}", f"% of {m['n_healthy']}", where, when),
         ]
     _real(rows, where, when)
     full, cpu, core, n = _timing(repeats)

@@ -48,3 +48,14 @@ def test_genant_bins_and_morphology():
     assert morphology({"anterior": 0.12, "middle": 0.3, "posterior": 0.1}, 2) == "biconcave"
     assert morphology({"anterior": 0.33, "middle": 0.34, "posterior": 0.31}, 2) == "crush"
     assert morphology({"anterior": 0.05, "middle": 0.04, "posterior": 0.02}, 0) == "normal"
+
+
+def test_below_the_borderline_band_only_an_in_body_shape_is_named():
+    # 12 % in the middle with intact walls: a depressed endplate, named although grade 0
+    assert morphology({"anterior": 0.03, "middle": 0.12, "posterior": 0.02}, 0) == "biconcave"
+    assert morphology({"anterior": 0.13, "middle": 0.07, "posterior": 0.0}, 0) == "wedge"
+    # the same worst loss spread over the whole body is a reference offset, not a shape
+    assert morphology({"anterior": 0.11, "middle": 0.12, "posterior": 0.10}, 0) == "normal"
+    assert morphology({"anterior": 0.12, "middle": 0.12, "posterior": 0.12}, 0) == "normal"
+    # under 10 % nothing is named, whatever the pattern
+    assert morphology({"anterior": -0.05, "middle": 0.09, "posterior": -0.04}, 0) == "normal"
