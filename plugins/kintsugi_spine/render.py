@@ -200,8 +200,9 @@ Reference: {html.escape(str(info.get('method', '')))}. Research software, not fo
 the anterior, middle and posterior thirds of the central 40 % of its width, in mm. Loss = (reference − measured) /
 reference; the reference is the body's estimated pre-fracture shape from its neighbours. Genant grade from the
 largest section loss: 0 &lt; 20 %, 1: 20–25 %, 2: 25–40 %, 3: &gt; 40 %. Morphology: wedge (anterior),
-biconcave (middle), crush (posterior or whole body); a shape with 15–20 % loss is named but marked
-borderline (Genant's "grade 0.5"), not a fracture.</p>
+biconcave (middle), crush (posterior or whole body); a shape with 15–20 % loss, or with 10–15 % loss and
+a clear in-body wedge or central depression, is named but marked borderline (Genant's "grade 0.5"), not a
+fracture.</p>
 {'<h3>Notes</h3><ul>' + notes + '</ul>' if notes else ''}
 <h2>Height-loss maps</h2>
 <p class="small">Each map is an axial view of the body (anterior up, patient's right on the left); colour = loss of
