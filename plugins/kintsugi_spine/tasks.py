@@ -148,7 +148,9 @@ def height_loss(
         if h is not None:
             rec["body_ct_median_hu"] = h
         rows.append({
-            "level": vb.level, "label": vb.label, "genant_grade": rec["genant_grade"], "morphology": rec["morphology"],
+            "level": vb.level, "label": vb.label, "genant_grade": rec["genant_grade"],
+            # a named shape under grade 1 is not a fracture: the table says so, as the report does
+            "morphology": ("borderline " if rec["borderline"] else "") + rec["morphology"],
             **{f"{k}_mm": rec["heights_mm"][k] for k in M.SECTIONS},
             **{f"{k}_ref_mm": rec["reference_heights_mm"][k] for k in M.SECTIONS},
             **{f"loss_{k}_pct": round(100 * rec["height_loss"][k], 1) for k in (*M.SECTIONS, "overall")},

@@ -55,6 +55,10 @@ def test_layers_for_the_gui(result):
     tables = [x for x in result.layers if isinstance(x, Table)]
     assert len(tables) == 1 and tables[0].n_rows == 6
     assert {"level", "genant_grade", "loss_anterior_pct", "x_mm"} <= set(tables[0].columns)
+    recs = {r["level"]: r for r in result.files["vertebrae.json"]["vertebrae"]}
+    for row in tables[0].records():
+        rec = recs[row["level"]]
+        assert row["morphology"] == ("borderline " if rec["borderline"] else "") + rec["morphology"]
     meshes = [x for x in result.layers if isinstance(x, Mesh)]
     assert len(meshes) == 6
     for m in meshes:
