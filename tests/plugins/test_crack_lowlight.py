@@ -81,3 +81,29 @@ def test_darkened_scene_keeps_f1() -> None:
         low.add(predict(dark, net) >= 128, mask)
     assert normal.f1 > 0.8
     assert low.f1 > 0.9 * normal.f1
+
+
+def _crack_contrast(img: np.ndarray, mask: np.ndarray) -> float:
+    """Relative darkening of crack pixels against a ring 2-3 px around them."""
+    from scipy import ndimage as ndi
+
+    g = img.astype(np.float32).mean(axis=2)
+    ring = ndi.binary_dilation(mask, iterations=3) & ~ndi.binary_dilation(mask, iterations=1)
+    return float((g[ring].mean() - g[mask].mean()) / g[ring].mean())
+
+
+def test_training_faint_scenes_have_fainter_thinner_cracks_and_exact_masks() -> None:
+    """train.faint_scene (hairlines under heavy noise) edits the generator's cracks before drawing:
+    lower contrast and thinner masks than the generator's own scenes, mask still on the dark line."""
+    from kintsugi_crack.train import faint_scene, make_pool
+
+    rng = np.random.default_rng(3)
+    faint = [faint_scene(rng, (128, 128)) for _ in range(4)]
+    plain_imgs, plain_masks = make_pool(4, 3)
+    for img, mask in faint:
+        assert img.shape == (128, 128, 3) and img.dtype == np.uint8 and mask.dtype == bool
+        assert mask.any()
+        assert _crack_contrast(img, mask) > 0.03  # the mask sits on (faint) dark lines
+    c_faint = np.mean([_crack_contrast(i, m) for i, m in faint])
+    c_plain = np.mean([_crack_contrast(i, m) for i, m in zip(plain_imgs, plain_masks, strict=True) if m.any()])
+    assert c_faint < 0.8 * c_plain
