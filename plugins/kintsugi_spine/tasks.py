@@ -99,7 +99,10 @@ def _mesh(vb: M.Vertebra, loss: np.ndarray, record: dict) -> Mesh | None:
     colour = GRADE_COLOURS[record["genant_grade"]]
     return Mesh(vertices=phys, faces=faces, scalars={"height_loss": np.clip(scal, -1, 1).astype(np.float32)},
                 color=colour, name=f"{vb.level} body", metadata={"level": vb.level, "label": vb.label,
-                                                                   "genant_grade": record["genant_grade"]})
+                                                                   "genant_grade": record["genant_grade"],
+                                                                   # 0 to grade 3's 40 % and beyond; a column
+                                                                   # taller than its reference is just 0
+                                                                   "clim": [0.0, 0.5]})
 
 
 def height_loss(

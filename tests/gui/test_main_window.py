@@ -402,3 +402,21 @@ def test_two_quantities_get_two_colour_bars_side_by_side(window):
     assert set(bars.keys()) == {"height_loss", "thickness"}
     xs = [bars[t].GetPosition()[0] for t in ("height_loss", "thickness")]
     assert abs(xs[0] - xs[1]) > 0.1  # not on top of each other
+
+
+def test_a_mesh_can_fix_its_colour_range(window):
+    """Height loss runs 0-50 % on its colour bar whatever the data's extremes (a column taller than its
+    reference reads -100 %, which would otherwise take half the scale)."""
+    from kintsugi.core import Mesh
+
+    m = trimesh.creation.icosphere(radius=3)
+    values = np.linspace(-1.0, 0.6, len(m.vertices))
+    fixed = Mesh(name="fixed", vertices=m.vertices, faces=m.faces, scalars={"height_loss": values},
+                 metadata={"clim": [0.0, 0.5]})
+    free = Mesh(name="free", vertices=m.vertices + (10, 0, 0), faces=m.faces, scalars={"thickness": values})
+    window.scene.add(fixed)
+    window.scene.add(free)
+    ranges = {layer.name: window.view3d._actors[id(layer)][0].GetMapper().GetScalarRange()
+              for layer in (fixed, free)}
+    assert ranges["fixed"] == pytest.approx((0.0, 0.5))
+    assert ranges["free"] == pytest.approx((-1.0, 0.6))

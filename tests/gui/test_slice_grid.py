@@ -289,3 +289,30 @@ def test_link_zoom(grid):
     grid.link_zoom = False
     grid.coronal.model.scene.camera.zoom = 3.0
     assert grid.axial.model.scene.camera.zoom == pytest.approx(7.5)
+
+
+def test_a_volume_stored_in_another_axis_order_is_shown_through_a_view(grid):
+    """A NIfTI whose array axes run in another order than x, y, z (its direction a permutation) used to give
+    napari a singular slice transform in two panes, so they drew nothing. Shown through a transposed
+    view, every pane's displayed block is invertible, napari reads the voxel our geometry says lies at
+    each point, and a stroke through napari still lands in the layer's own array."""
+    from kintsugi.gui.viewers.slice_grid import _voxel
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 5, size=(12, 16, 20)).astype(np.uint8)
+    g = Geometry((1.0, 1.5, 2.0), (5.0, -3.0, 40.0), direction=[[0, 0, 1], [0, 1, 0], [-1, 0, 0]])
+    seg = LabelMap(name="permuted", data=data, geometry=g, labels={})
+    grid.add(seg)
+    for pane in grid.panes.values():
+        nl = pane.model.layers[0]
+        shown = list(pane.model.dims.displayed)
+        block = nl.affine.affine_matrix[np.ix_(shown, shown)]
+        assert abs(np.linalg.det(block)) > 1e-6
+        assert np.shares_memory(nl.data, seg.data)
+    nl = grid.axial.model.layers[0]
+    for idx in ((2, 3, 4), (11, 15, 19), (6, 0, 10)):  # (k, j, i)
+        point = g.index_to_physical(np.array(idx[::-1], float))
+        view_index = np.rint(nl.world_to_data(point[::-1])).astype(int)
+        assert nl.data[tuple(view_index)] == _voxel(seg, point) == data[idx]
+    nl.data[0, 0, 0] = 9  # what a brush stroke does
+    assert (seg.data == 9).sum() == 1

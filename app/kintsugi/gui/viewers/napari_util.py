@@ -7,6 +7,8 @@ shows the patient's left on the right of the screen and posterior at the bottom 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from kintsugi.core import LabelMap, Layer, Volume
@@ -18,6 +20,38 @@ def napari_affine(layer: Volume | LabelMap) -> np.ndarray:
     perm = np.eye(4)
     perm[:3, :3] = np.eye(3)[::-1]
     return perm @ a
+
+
+def display_axes(layer: Volume | LabelMap) -> tuple[int, int, int]:
+    """Array axes in the order of napari's world axes (z, y, x): the permutation whose axes lie closest.
+
+    A volume stored in another axis order (a NIfTI whose first array axis runs head-feet, say) has an
+    affine that is a permutation: napari slices it by the affine's 2x2 block of the shown axes, which
+    is then singular, and every draw fails. Shown through a transposed view, the same voxels get an
+    affine with a dominant diagonal again.
+    """
+    m = napari_affine(layer)[:3, :3]
+    rot = np.abs(m) / np.maximum(np.linalg.norm(m, axis=0, keepdims=True), 1e-12)
+    return max(itertools.permutations(range(3)), key=lambda p: sum(rot[r, p[r]] for r in range(3)))
+
+
+def napari_view(layer: Volume | LabelMap) -> tuple[np.ndarray, np.ndarray]:
+    """The array napari shows (a view of the layer's own data, so a brush stroke lands in it) and its affine."""
+    axes = display_axes(layer)
+    affine = napari_affine(layer)
+    if axes == (0, 1, 2):
+        return layer.data, affine
+    to_array = np.eye(4)  # view index d -> array index: array axis axes[r] is view axis r
+    to_array[:3, :3] = 0.0
+    for r, c in enumerate(axes):
+        to_array[c, r] = 1.0
+    return layer.data.transpose(axes), affine @ to_array
+
+
+def shows_data_of(napari_data: object, layer: Volume | LabelMap) -> bool:
+    """Whether a napari layer still shows the layer's current array (itself or a view of it)."""
+    return napari_data is layer.data or (isinstance(napari_data, np.ndarray)
+                                         and np.may_share_memory(napari_data, layer.data))
 
 
 def label_colormap(layer: LabelMap) -> dict:

@@ -90,6 +90,17 @@ def _common_range(layer: Fragments, scalar: str) -> tuple[float, float] | None:
     return float(lo), float(max(hi, lo + 1e-9))
 
 
+def display_range(geom: Mesh | PointCloud) -> tuple[float, float] | None:
+    """The colour range a task asked for (``metadata["clim"]``: e.g. height loss 0-50 %, where the data's
+    own extremes would spend half the scale on noise below 0); None lets pyvista use the data range."""
+    clim = geom.metadata.get("clim")
+    try:
+        lo, hi = (float(x) for x in clim)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) and hi > lo else None
+
+
 class Scene3DView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -212,7 +223,7 @@ class Scene3DView(QWidget):
             title = name
             self._bars[id(geom)] = title  # geom is the Mesh or PointCloud layer itself
             return self.plotter.add_mesh(poly, scalars=name, cmap="viridis", smooth_shading=True, render=False,
-                                         scalar_bar_args=self._bar_args(title),
+                                         scalar_bar_args=self._bar_args(title), clim=display_range(geom),
                                          point_size=3)
         if isinstance(geom, Mesh) and geom.n_faces:
             return self.plotter.add_mesh(poly, color=rgb, smooth_shading=True, specular=0.3, render=False)

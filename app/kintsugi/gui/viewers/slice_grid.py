@@ -44,7 +44,7 @@ from kintsugi.gui.viewers.napari_util import (
     initial_contrast,
     label_colormap,
     make_current,
-    napari_affine,
+    napari_view,
     prime_gl_queries,
     safe_colormap,
 )
@@ -281,7 +281,7 @@ class SliceGrid(QWidget):
             return
         first = not self._entries
         entry = _Entry(layer)
-        affine = napari_affine(layer)
+        data, affine = napari_view(layer)
         if isinstance(layer, Volume):
             limits = layer.contrast or initial_contrast(layer.data, layer)
             sample = layer.data.reshape(-1)[:: max(1, layer.data.size // 1_000_000)]
@@ -292,10 +292,10 @@ class SliceGrid(QWidget):
                 make_current(pane.qt_viewer)
                 pane.ensure_dims()
                 if isinstance(layer, LabelMap):
-                    nl = pane.model.add_labels(layer.data, name=layer.name, affine=affine,
+                    nl = pane.model.add_labels(data, name=layer.name, affine=affine,
                                                colormap=label_colormap(layer), opacity=0.5 * layer.opacity)
                 else:
-                    nl = pane.model.add_image(layer.data, name=layer.name, affine=affine, contrast_limits=limits,
+                    nl = pane.model.add_image(data, name=layer.name, affine=affine, contrast_limits=limits,
                                               colormap=safe_colormap(layer.colormap), opacity=layer.opacity)
                 nl.visible = layer.visible
                 entry.napari[name] = nl
@@ -352,7 +352,7 @@ class SliceGrid(QWidget):
             elif what == "opacity":
                 nl.opacity = 0.5 * layer.opacity if isinstance(layer, LabelMap) else layer.opacity
             elif what == "data":
-                nl.data = layer.data
+                nl.data = napari_view(layer)[0]
             elif what == "name":
                 nl.name = layer.name
             elif what == "labels" and isinstance(layer, LabelMap):

@@ -16,7 +16,7 @@ from kintsugi.core import Image2D, LabelMap, Layer, Volume
 from kintsugi.gui.viewers.kinds import is_mask, is_overlay
 from kintsugi.gui.viewers.napari_util import initial_contrast as _contrast
 from kintsugi.gui.viewers.napari_util import label_colormap as _label_colormap
-from kintsugi.gui.viewers.napari_util import make_current, safe_colormap
+from kintsugi.gui.viewers.napari_util import make_current, napari_view, safe_colormap, shows_data_of
 from kintsugi.gui.viewers.napari_util import napari_affine as napari_affine
 from kintsugi.gui.viewers.napari_util import prime_gl_queries as _prime_gl_queries
 
@@ -48,10 +48,12 @@ class SliceView(QWidget):
     def add(self, layer: Layer) -> None:
         self._make_current()
         if isinstance(layer, LabelMap):
-            nl = self.model.add_labels(layer.data, name=layer.name, affine=napari_affine(layer),
+            data, affine = napari_view(layer)
+            nl = self.model.add_labels(data, name=layer.name, affine=affine,
                                        colormap=_label_colormap(layer), opacity=0.5 * layer.opacity)
         elif isinstance(layer, Volume):
-            nl = self.model.add_image(layer.data, name=layer.name, affine=napari_affine(layer),
+            data, affine = napari_view(layer)
+            nl = self.model.add_image(data, name=layer.name, affine=affine,
                                       contrast_limits=layer.contrast or _contrast(layer.data, layer),
                                       colormap=safe_colormap(layer.colormap), opacity=layer.opacity)
         elif isinstance(layer, Image2D):
@@ -120,10 +122,15 @@ class SliceView(QWidget):
         elif what == "opacity":
             nl.opacity = layer.opacity
         elif what == "data":
-            if nl.data is layer.data:
-                nl.refresh()  # edited in place (a stroke): resetting data would drop napari's stroke history
+            if not isinstance(layer, Volume | LabelMap):
+                if nl.data is layer.data:
+                    nl.refresh()  # edited in place (a stroke): resetting data would drop napari's stroke history
+                else:
+                    nl.data = layer.data
+            elif shows_data_of(nl.data, layer):
+                nl.refresh()
             else:
-                nl.data = layer.data
+                nl.data = napari_view(layer)[0]
         elif what == "name":
             nl.name = layer.name
         elif what == "colormap" and getattr(nl, "rgb", True) is False and hasattr(layer, "colormap"):
