@@ -250,6 +250,21 @@ def test_table_dock_shows_a_task_table_and_a_row_click_goes_to_its_centroid(wind
     assert panel.table is None and panel.grid.rowCount() == 0
 
 
+def test_table_dock_grows_to_show_a_task_table(window, qtbot):
+    """The bottom docks start log-sized (a table row or two); a task's table gets room for several rows."""
+    from kintsugi.core import Table
+
+    window.resize(1400, 900)
+    qtbot.wait(50)
+    before = window.table_dock.height()
+    window.scene.add(Table.from_records([{"level": f"L{i}", "loss": 0.1 * i} for i in range(6)], name="levels"))
+    qtbot.wait(50)
+    grid = window.table_panel.grid
+    assert window.table_dock.height() > before
+    assert window.table_dock.height() <= window.height() // 3 + 1
+    assert grid.viewport().height() >= 3 * grid.verticalHeader().defaultSectionSize()
+
+
 def test_split_and_merge_labels_from_the_window_reach_the_views_and_undo(window, tmp_path):
     z, y, x = np.indices((24, 24, 40))
     a = (z - 12) ** 2 + (y - 12) ** 2 + (x - 11) ** 2 <= 64

@@ -189,6 +189,20 @@ class MainWindow(QMainWindow):
 
         if isinstance(layer, Table):
             self.table_dock.raise_()
+            self._fit_table_dock(layer.n_rows)
+
+    TABLE_ROWS_SHOWN = 8
+
+    def _fit_table_dock(self, n_rows: int) -> None:
+        """Tall enough to read a task's table (up to 8 rows, e.g. a spine's vertebrae) without scrolling, but
+        never more than a third of the window: the log's 120 px showed one row."""
+        grid = self.table_panel.grid
+        rows = max(1, min(n_rows, self.TABLE_ROWS_SHOWN))
+        want = (grid.horizontalHeader().sizeHint().height() + rows * grid.verticalHeader().defaultSectionSize()
+                + grid.horizontalScrollBar().sizeHint().height() + self.table_panel.chooser.sizeHint().height() + 40)
+        height = min(want, self.height() // 3)
+        if self.table_dock.height() < height:
+            self.resizeDocks([self.table_dock], [height], Qt.Orientation.Vertical)
 
     def go_to(self, point_mm: tuple[float, float, float]) -> None:
         """Centre the slice panes on a physical point (LPS mm): what clicking a table row does."""
