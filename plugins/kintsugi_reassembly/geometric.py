@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from kintsugi_reassembly import ppf, se3
+from kintsugi_reassembly import ppf, rim, se3
 from kintsugi_reassembly.features import fpfh, knn, pca_normals, smooth_regions
 from kintsugi_reassembly.prep import Part
 
@@ -26,6 +26,9 @@ MIN_CONTACT = 0.12  # a placement must touch at least this share of the piece's 
 PLANE_GAP = 0.35  # x sample spacing: largest gap to the neighbour's tangent plane that counts as contact
 PPF_POINTS = 250  # break samples per piece for point-pair-feature voting
 PPF_TOP = 40  # PPF pose clusters per pair handed to verification
+DESC_SLOTS = 6  # ICP slots for descriptor-RANSAC and facet hypotheses (10 before the rim slots came)
+RIM_SLOTS = 4  # ICP slots for rim-frame hypotheses (rim.py)
+ROUGH_STRIDE = 3  # rough hypotheses are ranked on every 3rd sample; the best few get the exact score
 
 
 @dataclass(eq=False)
@@ -78,6 +81,14 @@ class Geo:
         self.rim_p, self.rim_n = orig_p[rim], orig_n[rim]
         self.rim_tree = cKDTree(self.rim_p) if len(self.rim_p) else None
         self._ppf: tuple[float, ppf.PPFModel] | None = None
+        self._rim: list[rim.RimFrames | None] = []
+
+    def rim_frames(self) -> rim.RimFrames | None:
+        """Local (fracture normal, original normal) frames along the rim, computed once."""
+        if not self._rim:
+            self._rim.append(rim.rim_frames(self.rim_p, self.rim_n, self.pts[self.original], self.nrm[self.original],
+                                            self.fp, self.fn, float(np.sqrt(self.area_per_point)), abs(self.index)))
+        return self._rim[0]
 
     def ppf_points(self) -> tuple[np.ndarray, np.ndarray]:
         """A subsample of the keypoints with normals smoothed over their neighbours (the relief's
@@ -152,17 +163,21 @@ def rim_agreement(a: Geo, b: Geo, t_ba: np.ndarray) -> float:
     return float(agree.sum()) / len(rp)
 
 
-def contact_penetration(a: Geo, b: Geo, t_ba: np.ndarray, h: float) -> tuple[float, float]:
-    """(contact area, interpenetrating area) of b moved into a's frame by ``t_ba``."""
-    pb = se3.apply(t_ba, b.pts[b.original])
-    fb, fnb = se3.apply(t_ba, b.fp), se3.rotate(t_ba, b.fn)
+def contact_penetration(a: Geo, b: Geo, t_ba: np.ndarray, h: float, stride: int = 1) -> tuple[float, float]:
+    """(contact area, interpenetrating area) of b moved into a's frame by ``t_ba``.
+
+    ``stride`` > 1 tests every stride-th sample only (an estimate at a fraction of the cost, for
+    ranking rough hypotheses before the exact score)."""
+    s = slice(None, None, stride)
+    pb = se3.apply(t_ba, b.pts[b.original][s])
+    fb, fnb = se3.apply(t_ba, b.fp[s]), se3.rotate(t_ba, b.fn[s])
     tb, ib = _one_way(a, pb, fb, fnb, h)
     inv = se3.inv(t_ba)
-    pa = se3.apply(inv, a.pts[a.original])
-    fa, fna = se3.apply(inv, a.fp), se3.rotate(inv, a.fn)
+    pa = se3.apply(inv, a.pts[a.original][s])
+    fa, fna = se3.apply(inv, a.fp[s]), se3.rotate(inv, a.fn[s])
     ta, ia = _one_way(b, pa, fa, fna, h)
-    contact = 0.5 * (tb * b.frac_area_per_point + ta * a.frac_area_per_point)
-    pen = 0.5 * (ib * b.area_per_point + ia * a.area_per_point)
+    contact = 0.5 * stride * (tb * b.frac_area_per_point + ta * a.frac_area_per_point)
+    pen = 0.5 * stride * (ib * b.area_per_point + ia * a.area_per_point)
     return float(contact), float(pen)
 
 
@@ -196,10 +211,9 @@ def icp(src_p: np.ndarray, src_n: np.ndarray, dst_p: np.ndarray, dst_n: np.ndarr
         aw = a * w[:, None]
         x = np.linalg.solve(aw.T @ a + 1e-9 * np.eye(6), aw.T @ b)
         rot = se3.exp_so3(x[:3])
-        x = np.concatenate([x[:3], x[3:] + centre - rot @ centre])
-        step = se3.make(se3.exp_so3(x[:3]), x[3:])
-        m = step @ m
-        if np.linalg.norm(x) < 1e-6:
+        m = se3.make(rot, x[3:] + centre - rot @ centre) @ m
+        # converged: a step far below anything the scores or the metrics can see (0.01 deg, 1 % of h)
+        if np.linalg.norm(x[:3]) < 1.7e-4 and np.linalg.norm(x[3:]) < 0.01 * h:
             break
     return m
 
@@ -344,12 +358,14 @@ def ppf_step(a: Geo, b: Geo, h: float) -> float:
 
 
 def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 8000,
-               keep: int = 8, top: int = 3, n_icp: int = 10, n_ppf: int = 4) -> list[Candidate]:
+               keep: int = 8, top: int = 3, n_icp: int | None = None, n_ppf: int = 4,
+               n_rim: int | None = None) -> list[Candidate]:
     """Up to ``top`` scored placements of b against a (b's frame -> a's frame), distinct poses.
 
     Only the ``n_icp`` best-supported hypotheses are refined, first on a subsample of b's break
     and then, for the best few, at full density: ICP dominates the cost otherwise.
     """
+    n_icp = DESC_SLOTS if n_icp is None else n_icp
     pool = [m for _, m in _ransac(a, b, h, rng, iters, keep)] + _facet_hypotheses(a, b)
     support = _prescore(a, b, pool, h)
     hyps = [(support[k], pool[k]) for k in np.argsort(-support)][:n_icp]
@@ -363,6 +379,13 @@ def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 
         extra = [m for _, m in ppf.vote(model, bp, bn, step, np.inf, prng, top=PPF_TOP)]
         sup2 = _prescore(a, b, extra, h)
         hyps += [(sup2[k], extra[k]) for k in np.argsort(-sup2)[:n_ppf]]
+    n_rim = RIM_SLOTS if n_rim is None else n_rim
+    if n_rim > 0:
+        ra, rb = a.rim_frames(), b.rim_frames()
+        if ra is not None and rb is not None:
+            extra = rim.hypotheses(ra, rb, b.centre, h)
+            sup3 = _prescore(a, b, extra, h)
+            hyps += [(sup3[k], extra[k]) for k in np.argsort(-sup3)[:n_rim]]
     sub = rng.permutation(len(b.fp))[:400]
     sp, sn = b.fp[sub], b.fn[sub]
     rough: list[tuple[float, np.ndarray]] = []
@@ -371,15 +394,15 @@ def match_pair(a: Geo, b: Geo, h: float, rng: np.random.Generator, iters: int = 
         if any(se3.angle_deg(m[:3, :3], r[:3, :3]) < 3 and np.linalg.norm(m[:3, 3] - r[:3, 3]) < 3 * h
                for _, r in rough):
             continue
-        c, p = contact_penetration(a, b, m, h)
+        c, p = contact_penetration(a, b, m, h, stride=ROUGH_STRIDE)
         rough.append((c - PENALTY * p, m))
     rough.sort(key=lambda v: -v[0])
     out: list[Candidate] = []
     for _, m in rough[: top + 1]:
         m = icp(b.fp, b.fn, a.fp, a.fn, a.ftree, m, h, iters=6, final_gate=1.5)
         c, p = contact_penetration(a, b, m, h)
-        rim = rim_agreement(a, b, m) + rim_agreement(b, a, se3.inv(m))
-        out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p, rim=rim))
+        agree = rim_agreement(a, b, m) + rim_agreement(b, a, se3.inv(m))
+        out.append(Candidate(a.index, b.index, m, c - PENALTY * p, c, p, rim=agree))
     out.sort(key=lambda c: -priority(c))
     return [c for c in out[:top] if c.score > 0]
 
