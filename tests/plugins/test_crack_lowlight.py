@@ -107,3 +107,21 @@ def test_training_faint_scenes_have_fainter_thinner_cracks_and_exact_masks() -> 
     c_faint = np.mean([_crack_contrast(i, m) for i, m in faint])
     c_plain = np.mean([_crack_contrast(i, m) for i, m in zip(plain_imgs, plain_masks, strict=True) if m.any()])
     assert c_faint < 0.8 * c_plain
+
+
+def test_output_calibration_shifts_every_logit_by_the_same_amount() -> None:
+    """train.shift_output(state, p): probability p becomes 0.5 everywhere, borders included."""
+    import torch
+
+    from kintsugi_crack.model import CrackProtoNet
+    from kintsugi_crack.train import shift_output
+
+    torch.manual_seed(0)
+    net = CrackProtoNet().eval()
+    x = torch.rand(1, 4, 32, 48)
+    with torch.no_grad():
+        before = net(x)
+        state = {k: v for k, v in net.state_dict().items() if v.dtype.is_floating_point}
+        net.load_state_dict(shift_output(state, 0.7), strict=False)
+        after = net(x)
+    assert torch.allclose(before - after, torch.full_like(before, float(np.log(0.7 / 0.3))), atol=1e-5)
