@@ -191,6 +191,7 @@ def prepare(fragments: Fragments, points_total: int = 6000, min_points: int = 15
     weights = np.array([a if a is not None else np.median(mesh_area or [1.0]) for a in areas], float)
     counts = np.maximum(min_points, np.round(points_total * weights / weights.sum())).astype(int)
     parts = []
+    estimated: list[str] = []
     for (frag, v, f, nrm), n in zip(raw, counts, strict=True):
         name = frag.name
         file = _file_name(frag)
@@ -205,6 +206,7 @@ def prepare(fragments: Fragments, points_total: int = 6000, min_points: int = 15
                 nr = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
             else:
                 nr = estimate_normals(pts)
+                estimated.append(frag.name)
             d, _ = cKDTree(pts).query(pts, 2)
             area = float(len(pts) * np.median(d[:, 1]) ** 2 * 1.1)
             parts.append(Part(name, file, pts, nr, area, vertices=vn))
@@ -216,6 +218,13 @@ def prepare(fragments: Fragments, points_total: int = 6000, min_points: int = 15
             p.vertices = p.vertices / s
             p.area /= s * s
         scale *= s
+    if estimated:
+        # Normals estimated from a cloud flip between the two faces of a thin wall (a sherd), and a flipped
+        # break matches nothing: on the project's held-out objects such clouds reassemble poorly (MODEL.md).
+        names = ", ".join(f"'{x}'" for x in estimated[:3]) + (" …" if len(estimated) > 3 else "")
+        notices.append(f"{len(estimated)} point cloud(s) without normals ({names}): normals estimated from the "
+                       "points; thin walls may get flipped normals and wrong poses. Export normals with the scan "
+                       "(or send meshes) for a reliable result")
     return Prepared(parts, scale, notices)
 
 

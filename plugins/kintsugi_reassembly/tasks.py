@@ -105,7 +105,9 @@ def assemble(fragments: Fragments,
         files={"assembly.json": doc, "assembled.ply": _assembled_ply(fragments, result.poses)},
         summary={"fragments": len(records), "score": round(float(result.scores["score"]), 4),
                  "contact": round(float(result.scores["contact"]), 4),
-                 "unmatched": len(result.scores["unmatched"]), "seconds": round(result.seconds, 2)})
+                 "unmatched": len(result.scores["unmatched"]), "seconds": round(result.seconds, 2),
+                 # shown with the result (CLI output, the window's log), not only inside assembly.json
+                 **({"notices": "; ".join(result.notices)} if result.notices else {})})
 
 
 def _file_key(frag) -> str:

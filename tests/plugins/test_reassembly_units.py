@@ -75,3 +75,24 @@ def test_huge_meshes_are_decimated_with_a_notice(monkeypatch):
     out = prep.prepare(Fragments(items=items), points_total=2000)
     assert len(out.notices) == 2 and "decimated" in out.notices[0]
     assert all(len(p.faces) <= 1100 for p in out.parts)
+
+
+def test_clouds_without_normals_get_a_notice_and_clouds_with_normals_do_not():
+    import trimesh
+
+    from kintsugi.core import Fragment, Fragments, PointCloud
+    from kintsugi_reassembly import prep
+
+    def clouds(with_normals: bool) -> Fragments:
+        items = []
+        for k in range(2):
+            s = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
+            pts = np.asarray(s.vertices) + 30 * k
+            normals = np.asarray(s.vertex_normals) if with_normals else None
+            items.append(Fragment(f"c{k}", PointCloud(name=f"c{k}", points=pts, normals=normals)))
+        return Fragments(items=items)
+
+    out = prep.prepare(clouds(False), points_total=2000)
+    assert len(out.notices) == 1 and "2 point cloud(s) without normals" in out.notices[0]
+    assert "'c0', 'c1'" in out.notices[0]
+    assert prep.prepare(clouds(True), points_total=2000).notices == []
