@@ -316,3 +316,23 @@ def test_a_volume_stored_in_another_axis_order_is_shown_through_a_view(grid):
         assert nl.data[tuple(view_index)] == _voxel(seg, point) == data[idx]
     nl.data[0, 0, 0] = 9  # what a brush stroke does
     assert (seg.data == 9).sum() == 1
+
+
+def test_slice_number_stays_readable_in_a_small_pane(grid, qtbot):
+    """Panes of a small window are ~230 px wide: the slider row must fit (it clipped the slice number)."""
+    from qtpy.QtCore import QPoint
+
+    ct, _ = _ct_and_labels()
+    grid.resize(470, 560)
+    grid.add(ct)
+    qtbot.wait(50)
+    for pane in grid.panes.values():
+        rows = [r for r in pane.qt_viewer.dims.slider_widgets if r.isVisible()]
+        assert len(rows) == 1  # the axis the pane slices along
+        row = rows[0]
+        assert not row.play_button.isVisible() and not row.totslice_label.isVisible()
+        assert row.minimumSizeHint().width() <= pane.width()
+        label = row.curslice_label
+        corner = label.mapTo(pane, QPoint(label.width(), label.height()))
+        assert label.isVisible() and corner.x() <= pane.width() and corner.y() <= pane.height()
+        assert int(label.text()) == round(pane.model.dims.current_step[pane.spec.normal])

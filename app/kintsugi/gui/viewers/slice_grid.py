@@ -35,7 +35,7 @@ import numpy as np
 from napari.components import ViewerModel
 from napari.qt import QtViewer
 from qtpy.QtCore import QEvent, Qt, QTimer, Signal
-from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 from vispy.scene.visuals import Line
 
 from kintsugi.core import LabelMap, Layer, Volume
@@ -106,6 +106,7 @@ class SlicePane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.qt_viewer)
+        self._trim_slider_row()
         # Orientation letters and the pane's name: plain Qt labels over the canvas. (napari text
         # overlays would do too, but each is a GL text visual redrawn with every slice: ~3 ms a pane
         # under software GL, a third of the budget for 30 slices/s.)
@@ -133,6 +134,22 @@ class SlicePane(QWidget):
             dims.order = self.spec.order
         if tuple(dims.axis_labels) != AXIS_NAMES:
             dims.axis_labels = AXIS_NAMES
+        self._trim_slider_row()
+
+    def _trim_slider_row(self) -> None:
+        """The slice slider row keeps the axis name, the slider and the slice number. napari's play button
+        and total count need ~60 px more than a pane of a small window has, and a row squeezed below its
+        minimum clipped the slice number; scrolling and the slider's own extent say the rest."""
+        qt_viewer = getattr(self, "qt_viewer", None)
+        if qt_viewer is None:
+            return
+        for row in qt_viewer.dims.slider_widgets:
+            for name in ("play_button", "totslice_label"):
+                widget = getattr(row, name, None)
+                if widget is not None:
+                    widget.setVisible(False)
+            for sep in row.findChildren(QFrame, "slice_label_sep"):
+                sep.setVisible(False)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
         if event.type() == QEvent.Type.Resize:
