@@ -62,7 +62,7 @@ def _accuracy(where: str, when: str) -> list[Row]:
             for m in res[name]:
                 ratio = res[name][m]["f1_2px"] / max(res[base][m]["f1_2px"], 1e-9)
                 rows.append(Row(NAME, f"{name.replace(':', ', ')} vs normal light, {m}: F1 ratio (goal ≥ 0.90)",
-                                f"{ratio:.2f}", "", where, when))
+                                f"{ratio:.3f}", "", where, when))
     return rows
 
 

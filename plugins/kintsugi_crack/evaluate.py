@@ -155,11 +155,11 @@ class Segmenter:
         self.net = load_model(model_tensors(None, "cpu"))
         self.threshold = threshold
 
-    def network(self, protos: dict[str, Any] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    def network(self, protos: dict[str, Any] | None = None, views: int = 1) -> Callable[[np.ndarray], np.ndarray]:
         from kintsugi_crack.infer import predict
 
         cut = round(self.threshold * 255)
-        return lambda img: (predict(img, self.net, protos) >= cut).astype(np.uint8) * 255
+        return lambda img: (predict(img, self.net, protos, views=views) >= cut).astype(np.uint8) * 255
 
     def prototypes(self, support: list[Pair], adapt: bool = False) -> dict[str, Any]:
         from kintsugi_crack.tasks import build_prototypes
@@ -200,7 +200,8 @@ def run_all(sets: dict[str, list[Pair]], supports: dict[str, list[Pair]], seg: S
     for name, pairs in sets.items():
         base = name.split(":")[0]
         res: dict[str, dict[str, float]] = {}
-        methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ridge": seg.ridge(), "network": seg.network()}
+        methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ridge": seg.ridge(), "network": seg.network(),
+                                                                  "network (2 views)": seg.network(views=2)}
         for k, fit in ((1, False), (5, False), (1, True), (5, True)):
             if supports.get(base) and (not fit or not base.startswith("synthetic")):
                 key = (base, k, fit)

@@ -75,11 +75,30 @@ def load_model(tensors: dict[str, torch.Tensor], device: str = "cpu") -> CrackPr
     return net.to(device).to(memory_format=torch.channels_last)
 
 
+# Test-time views: each maps a window and back (an involution). The network is not equivariant to them
+# (its strided grid and learned filters are not), so their mean probability is a slightly better guess.
+VIEWS: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = (
+    lambda x: x,
+    lambda x: x.transpose(-1, -2),
+    lambda x: x.flip(-1),
+    lambda x: x.flip(-2),
+)
+
+
+def _probability(net: CrackProtoNet, x: torch.Tensor, p: dict[str, torch.Tensor] | None, views: int) -> torch.Tensor:
+    views = max(1, min(int(views), len(VIEWS)))
+    total = torch.zeros_like(x[:, :1])
+    for view in VIEWS[:views]:
+        total += view(torch.sigmoid(net(view(x), p)))
+    return total / views
+
+
 @torch.inference_mode()
 def predict(data: np.ndarray, net: CrackProtoNet, protos: dict[str, torch.Tensor] | None = None,
             tile: int = DEFAULT_TILE, device: str = "cpu", report: Report = _quiet,
-            il: Illumination | None = None) -> np.ndarray:
-    """Crack probability as uint8 (0..255) with the photo's height and width."""
+            il: Illumination | None = None, views: int = 1) -> np.ndarray:
+    """Crack probability as uint8 (0..255) with the photo's height and width; ``views`` > 1 averages the
+    photo with its transpose and mirror images (x times the time)."""
     check_image(data)
     h, w = data.shape[:2]
     il = il or illumination(data)
@@ -89,8 +108,8 @@ def predict(data: np.ndarray, net: CrackProtoNet, protos: dict[str, torch.Tensor
     for i, t in enumerate(todo):
         report(i / len(todo), f"tile {i + 1}/{len(todo)}")
         x = _window_input(data, t, il).to(device)
-        logit = net(x, p)[0, 0, : t.py1 - t.py0, : t.px1 - t.px0][t.core]
-        out[t.y0:t.y1, t.x0:t.x1] = (torch.sigmoid(logit) * 255).round().to(torch.uint8).cpu().numpy()
+        prob = _probability(net, x, p, views)[0, 0, : t.py1 - t.py0, : t.px1 - t.px0][t.core]
+        out[t.y0:t.y1, t.x0:t.x1] = (prob * 255).round().to(torch.uint8).cpu().numpy()
     return out
 
 

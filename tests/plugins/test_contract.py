@@ -272,3 +272,16 @@ def test_new_plugin_is_installed_listed_and_run_from_the_cli(tmp_path):
                           str(tmp_path / "plugin" / "tests")], capture_output=True, text=True, env=env, timeout=300,
                          cwd=tmp_path / "plugin")
     assert own.returncode == 0, own.stdout[-2000:]
+
+
+def test_every_installed_task_prints_its_help():
+    """Help text goes through argparse's %-formatting: a plugin's "~7 %" once crashed `--help`."""
+    from kintsugi.cli.run_cmd import build_task_parser
+    from kintsugi.plugins.registry import get_registry
+
+    tasks = get_registry().tasks
+    assert "crack.segment" in tasks
+    for task_id, task in tasks.items():
+        text = build_task_parser(task).format_help()
+        assert task_id in text and "--output DIR" in text
+    assert "~7 %" in build_task_parser(tasks["crack.segment"]).format_help()

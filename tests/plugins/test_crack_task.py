@@ -239,3 +239,18 @@ def test_reflectance_is_steady_under_low_light(scenes) -> None:
     assert dark.mean() < 0.5 * img.mean()
     r0, r1 = reflectance(img), reflectance(dark)
     assert abs(float(np.median(r0)) - float(np.median(r1))) < 0.05  # the same surface, not a darker one
+
+
+def test_two_views_average_the_photo_and_its_transpose():
+    """views=2 is the mean of the network's probability on the photo and on its transpose (no more, no less)."""
+    from kintsugi.samples.crack import make_scene
+    from kintsugi_crack.infer import load_model, predict
+    from kintsugi_crack.tasks import model_tensors
+
+    scene = make_scene(np.random.default_rng(5), (96, 160))
+    net = load_model(model_tensors(None, "cpu"))
+    one = predict(scene.image, net).astype(float)
+    transposed = predict(np.ascontiguousarray(scene.image.transpose(1, 0, 2)), net).astype(float).T
+    two = predict(scene.image, net, views=2).astype(float)
+    assert np.abs(two - (one + transposed) / 2).max() <= 1.0  # uint8 rounding
+    assert np.abs(one - transposed).max() > 5  # the views differ, so the mean is not a no-op

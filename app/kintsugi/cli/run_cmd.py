@@ -11,6 +11,11 @@ from typing import Any
 from kintsugi.plugins.manifest import TaskInfo
 
 
+def _literal(text: str) -> str:
+    """argparse %-formats every help string: a plugin's "7 %" must not be read as a format."""
+    return text.replace("%", "%%")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -30,13 +35,13 @@ def build_task_parser(task: TaskInfo) -> argparse.ArgumentParser:
             help_text += f": {spec.help}"
         flags = [_flag(spec.name)] + ([f"--{spec.name}"] if "_" in spec.name else [])
         inputs.add_argument(*flags, dest=spec.name, metavar="PATH", nargs="+" if spec.multiple else None,
-                            help=help_text)
+                            help=_literal(help_text))
     params = parser.add_argument_group("parameters")
     for spec in sig.params:
         default = "required" if spec.required else f"default: {spec.to_dict().get('default')!r}"
         help_text = f"{spec.describe_type()}; {default}" + (f". {spec.help}" if spec.help else "")
         flags = [_flag(spec.name)] + ([f"--{spec.name}"] if "_" in spec.name else [])
-        params.add_argument(*flags, dest=spec.name, metavar=spec.type_name.upper(), help=help_text)
+        params.add_argument(*flags, dest=spec.name, metavar=spec.type_name.upper(), help=_literal(help_text))
     run = parser.add_argument_group("running")
     run.add_argument("--output", "-o", required=True, metavar="DIR", help="folder for the result files")
     run.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"],
