@@ -42,7 +42,7 @@ PixelSize = Annotated[float, Param(min=0.0, help="mm per pixel; 0 = the image's 
 Tile = Annotated[int, Param(min=64, max=8192, help="tile side in px (memory per tile; large photos are tiled)")]
 MinLength = Annotated[float, Param(min=0.0, help="ignore skeleton pieces shorter than this (px)")]
 Views = Annotated[int, Param(min=1, max=4, help="views averaged per photo: 1 = fastest; 2 (the photo and its "
-                                                "transpose) raised F1 ~7 % on development photos, at 2x the time")]
+                                                "transpose) adds 1-7 % F1 (held-out / development photos), 2x time")]
 FineTune = Annotated[bool, Param(help="with support: also re-fit the network's head to the examples and "
                                       "darkened copies of them (about 2 s per example on a CPU; teaches the "
                                       "site's own distractors, e.g. formwork; the prototypes alone barely help)")]
