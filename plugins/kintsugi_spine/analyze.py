@@ -71,6 +71,12 @@ def analyze(labels: LabelMap, scheme: str = "auto", method: str = "neighbours",
     for i, vb in enumerate(verts):
         progress(0.1 + 0.6 * i / len(verts), f"measuring {vb.level}")
         M.measure(verts, labels, i)
+    cut = [vb for vb in verts if vb.body_cut_by_edge(labels)]
+    for vb in cut:
+        skipped[f"{vb.level} ({vb.label})"] = "not measured: the edge of the volume cuts through its body"
+    verts = [vb for vb in verts if vb not in cut]
+    if not verts:
+        raise ValueError("no complete vertebral body in the label map (the volume's edges cut through all)")
 
     # Levels that look fractured are not borrowed from (robust to fractured neighbours).
     suspects = R.find_suspects(verts)

@@ -80,6 +80,13 @@ def _interpret(values: list[int], table: dict[int, str], extra_ok: set[int]) -> 
     return known, unknown
 
 
+MULTI_ORGAN_ABOVE = 50  # the highest vertebra number of either scheme (TotalSegmentator v2 C1)
+
+
+def _short(values: list[int], n: int = 12) -> str:
+    return ", ".join(map(str, values[:n])) + (f" and {len(values) - n} more" if len(values) > n else "")
+
+
 def detect(values: list[int], scheme: str = "auto") -> Numbering:
     """Map present label values to level names under ``scheme`` (auto, verse, totalseg)."""
     scheme = str(scheme).lower()
@@ -97,12 +104,17 @@ def detect(values: list[int], scheme: str = "auto") -> Numbering:
                 note += "; also valid TotalSegmentator v2 numbers, pass --scheme totalseg if that is meant"
         elif not ts_unknown and ts_known:
             chosen, note = "totalseg", "auto: labels 26-50 are TotalSegmentator v2 vertebrae"
-        elif ts_known and len(ts_known) >= len(verse_known):
+        elif ts_known and (len(ts_known) >= len(verse_known) or values[-1] > MULTI_ORGAN_ABOVE):
+            # Labels above 50 exist only in a multi-organ map (TotalSegmentator's "total" task: organs
+            # 1-24 and 51-117 around the vertebrae 25-50). Its organs 1-24 would read as VerSe vertebrae
+            # (liver as a "C5") and be graded, so such a map is TotalSegmentator whatever the counts.
             chosen = "totalseg"
-            note = f"auto: TotalSegmentator v2 vertebrae; labels {ts_unknown} are not vertebrae and are ignored"
+            organs = " (a multi-organ map)" if values[-1] > MULTI_ORGAN_ABOVE else ""
+            note = (f"auto: TotalSegmentator v2 vertebrae{organs}; labels {_short(ts_unknown)} are not vertebrae "
+                    "and are ignored")
         elif verse_known:
             chosen = "verse"
-            note = f"auto: VerSe vertebrae; labels {verse_unknown} are not vertebrae and are ignored"
+            note = f"auto: VerSe vertebrae; labels {_short(verse_unknown)} are not vertebrae and are ignored"
         else:
             raise ValueError(f"unknown numbering: labels {values[:12]} are neither VerSe (1-25, 28) nor "
                              "TotalSegmentator v2 (26-50) vertebrae")

@@ -68,6 +68,25 @@ class Vertebra:
     def depth_mm(self) -> float:
         return 2 * self.half_d
 
+    def body_cut_by_edge(self, labels: LabelMap) -> bool:
+        """Whether the volume's edge cuts through the *body* (not just a process or the arch).
+
+        A scan that ends inside a body makes it look lower, and a wedge of it looks like a fracture (the
+        TotalSegmentator example's T12: its top is cut obliquely, "14.6 % anterior loss"). Only label
+        voxels on the volume's border that lie within the measured body's width and depth count.
+        """
+        if not self.touches_edge or self.body_centroid is None or self.half_w <= 0:
+            return False
+        start = np.array([s.start for s in self.crop])
+        idx = np.argwhere(self.mask) + start
+        last = np.array(labels.data.shape) - 1
+        border = idx[np.any((idx == 0) | (idx == last), axis=1)]
+        if not len(border):
+            return False
+        local = (labels.geometry.index_to_physical(border[:, ::-1].astype(float)) - self.body_centroid) @ self.frame
+        inside = (np.abs(local[:, 0] - self.u_mid) <= self.half_w) & (np.abs(local[:, 1] - self.v_mid) <= self.half_d)
+        return int(inside.sum()) >= 3
+
     def local_to_physical(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Local frame (mm, origin at the body centroid) to LPS points ``(..., 3)``."""
         assert self.body_centroid is not None

@@ -59,3 +59,15 @@ def test_below_the_borderline_band_only_an_in_body_shape_is_named():
     assert morphology({"anterior": 0.12, "middle": 0.12, "posterior": 0.12}, 0) == "normal"
     # under 10 % nothing is named, whatever the pattern
     assert morphology({"anterior": -0.05, "middle": 0.09, "posterior": -0.04}, 0) == "normal"
+
+
+def test_a_multi_organ_map_is_read_as_totalsegmentator():
+    """TotalSegmentator's "total" map holds organs 1-24 and 51-117 around vertebrae 25-50. Its organs must
+    not be read as VerSe vertebrae (liver = label 5 = "C5") however many of them there are."""
+    from kintsugi_spine.levels import detect
+
+    organs = [1, 2, 3, 5, 6, 7, 8, 10, 11, 14, 20, 21, 22, 52, 63, 90, 117]
+    n = detect(organs + [31, 32, 33])
+    assert n.scheme == "totalseg" and n.levels == {31: "L1", 32: "T12", 33: "T11"}
+    assert "multi-organ" in n.note
+    assert detect([20, 21, 22]).scheme == "verse"  # a plain VerSe map is still VerSe

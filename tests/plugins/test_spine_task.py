@@ -169,3 +169,26 @@ def test_cli_runs_and_explains_itself(small, tmp_path):
 def test_figure_is_an_image(result):
     png = result.files["L1_height_loss.png"]
     assert Image.open(io.BytesIO(png)).mode == "RGB"
+
+
+def test_a_body_cut_by_the_volume_edge_is_not_measured(small):
+    """A scan ending inside a body would make it look compressed: that level is skipped with a reason."""
+    data, geo = small.labels.data, small.labels.geometry
+    zs = np.nonzero((data == 20).any(axis=(1, 2)))[0]  # L1, the top level (index axis 0 is z)
+    z_l2 = np.nonzero((data == 21).any(axis=(1, 2)))[0]
+    top_is_high = zs.mean() > z_l2.mean()
+    truth = {t["level"]: t for t in small.truth["vertebrae"]}
+    centre_k = geo.physical_to_index(np.array(truth["L1"]["centroid_mm"], float))[2]
+    step = 10.0 / geo.spacing[2]  # 10 mm from the body's centre: its top mm are cut off, most of L1 stays
+    cut = int(round(centre_k + step if top_is_high else centre_k - step))
+    if top_is_high:
+        part, origin_idx = data[: cut + 1], (0, 0, 0)
+    else:
+        part, origin_idx = data[cut:], (0, 0, cut)
+    origin = geo.index_to_physical(np.array(origin_idx, float))
+    cropped = LabelMap(data=np.ascontiguousarray(part), geometry=Geometry(geo.spacing, tuple(origin), geo.direction))
+    res = run_task("spine.height_loss", labels=cropped, meshes=False)
+    assert [r["level"] for r in _records(res)] == ["L2", "L3"]
+    assert "cuts through its body" in res.files["vertebrae.json"]["notes"]["L1 (20)"]
+    whole = run_task("spine.height_loss", labels=small.labels, meshes=False)
+    assert [r["level"] for r in _records(whole)] == ["L1", "L2", "L3"]
