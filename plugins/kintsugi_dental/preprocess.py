@@ -105,7 +105,8 @@ def to_working(a: np.ndarray, spacing_zyx: tuple[float, float, float], work: flo
     shape_out = np.maximum(np.floor((np.asarray(a.shape) * sp) / work).astype(int), 1)
     if np.prod(shape_out) > MAX_WORK_VOXELS:
         raise ValueError(
-            f"volume covers {tuple(np.round(np.asarray(a.shape) * sp).astype(int))} mm: more than the "
+            f"volume covers {' x '.join(str(int(round(x))) for x in np.asarray(a.shape)[::-1] * sp[::-1])} mm "
+            "(x, y, z): more than the "
             f"{round(MAX_WORK_VOXELS ** (1 / 3) * work)} mm cube this model can hold; crop it to the jaws first")
     sigma = np.where(rest > 1.2, 0.4 * rest, 0.0)
     if np.any(sigma > 0):

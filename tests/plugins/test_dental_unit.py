@@ -39,8 +39,8 @@ def test_to_working_and_back_keeps_geometry():
 
 
 def test_huge_extent_is_refused_with_a_clear_message():
-    with pytest.raises(ValueError, match="crop it to the jaws"):
-        to_working(np.zeros((40, 40, 40), np.int16), (10.0, 10.0, 10.0))
+    with pytest.raises(ValueError, match=r"covers 300 x 200 x 400 mm \(x, y, z\).*crop it to the jaws"):
+        to_working(np.zeros((40, 20, 30), np.int16), (10.0, 10.0, 10.0))  # (z, y, x) voxels of 10 mm
     assert MAX_WORK_VOXELS >= 256**3
 
 
