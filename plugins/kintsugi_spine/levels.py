@@ -104,14 +104,17 @@ def detect(values: list[int], scheme: str = "auto") -> Numbering:
                 note += "; also valid TotalSegmentator v2 numbers, pass --scheme totalseg if that is meant"
         elif not ts_unknown and ts_known:
             chosen, note = "totalseg", "auto: labels 26-50 are TotalSegmentator v2 vertebrae"
-        elif ts_known and (len(ts_known) >= len(verse_known) or values[-1] > MULTI_ORGAN_ABOVE):
+        elif values[-1] > MULTI_ORGAN_ABOVE and (ts_known or verse_known):
             # Labels above 50 exist only in a multi-organ map (TotalSegmentator's "total" task: organs
             # 1-24 and 51-117 around the vertebrae 25-50). Its organs 1-24 would read as VerSe vertebrae
-            # (liver as a "C5") and be graded, so such a map is TotalSegmentator whatever the counts.
+            # (liver as a "C5") and be graded, so such a map is TotalSegmentator whatever the counts, and
+            # one without vertebrae 26-50 is refused below rather than read as VerSe.
             chosen = "totalseg"
-            organs = " (a multi-organ map)" if values[-1] > MULTI_ORGAN_ABOVE else ""
-            note = (f"auto: TotalSegmentator v2 vertebrae{organs}; labels {_short(ts_unknown)} are not vertebrae "
-                    "and are ignored")
+            note = (f"auto: TotalSegmentator v2 vertebrae (a multi-organ map); labels {_short(ts_unknown)} are "
+                    "not vertebrae and are ignored")
+        elif ts_known and len(ts_known) >= len(verse_known):
+            chosen = "totalseg"
+            note = f"auto: TotalSegmentator v2 vertebrae; labels {_short(ts_unknown)} are not vertebrae and are ignored"
         elif verse_known:
             chosen = "verse"
             note = f"auto: VerSe vertebrae; labels {_short(verse_unknown)} are not vertebrae and are ignored"

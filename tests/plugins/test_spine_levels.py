@@ -71,3 +71,6 @@ def test_a_multi_organ_map_is_read_as_totalsegmentator():
     assert n.scheme == "totalseg" and n.levels == {31: "L1", 32: "T12", 33: "T11"}
     assert "multi-organ" in n.note
     assert detect([20, 21, 22]).scheme == "verse"  # a plain VerSe map is still VerSe
+    # organs only (no vertebra 26-50, the sacrum 25 at most): refused, not graded as VerSe "vertebrae"
+    with pytest.raises(ValueError, match="no vertebra labels"):
+        detect(organs + [25])
