@@ -44,10 +44,18 @@ def steps(n: int = 10, delay: float = 0.0, linger: float = 0.0, progress: Progre
     return n
 
 
+def _mark(flag: str) -> None:
+    """Write this worker's pid to ``flag`` atomically: a test polls for the file and reads it at once, and
+    a plain write_text let it read the file between its creation and its content (an empty pid)."""
+    tmp = f"{flag}.{os.getpid()}.tmp"
+    Path(tmp).write_text(str(os.getpid()))
+    os.replace(tmp, flag)
+
+
 def sleep_reporting(seconds: float = 60.0, flag: str = "", progress: Progress = NO_PROGRESS) -> str:
     """Sleeps in small steps, reporting progress (so cancel works); writes ``flag`` once running."""
     if flag:
-        Path(flag).write_text(str(os.getpid()))
+        _mark(flag)
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
         time.sleep(0.02)
@@ -58,7 +66,7 @@ def sleep_reporting(seconds: float = 60.0, flag: str = "", progress: Progress = 
 def sleep_silent(seconds: float = 60.0, flag: str = "") -> str:
     """Never reports progress: only terminating the worker can stop it."""
     if flag:
-        Path(flag).write_text(str(os.getpid()))
+        _mark(flag)
     time.sleep(seconds)
     return "slept"
 
