@@ -37,7 +37,7 @@ def check_image(data: np.ndarray, what: str = "the image") -> None:
 def _window_input(data: np.ndarray, t: Tile, il: Illumination) -> torch.Tensor:
     """(1, 4, H', W') tensor of the padded window, edge-padded to a multiple of 8."""
     rgb = to_float_rgb(data[t.py0:t.py1, t.px0:t.px1])
-    x = network_input(rgb, il.at(t.py0, t.px0, *rgb.shape[:2]), il.exposure)
+    x = network_input(rgb, il.at(t.py0, t.px0, *rgb.shape[:2]), il.exposure, il.noise)
     h, w = x.shape[1:]
     ph, pw = (-h) % 8, (-w) % 8
     if ph or pw:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from kintsugi_crack import denoise
+
 SIGMAS_PX = (10.0, 40.0, 160.0)  # multi-scale Retinex scales in full-resolution pixels
 LOW_RES = 1024
 EPS = 1e-3
@@ -111,6 +113,7 @@ class Illumination:
     low: np.ndarray  # (h, w) float32 illumination on the block grid
     factor: int  # block size in full-res pixels
     exposure: float  # robust brightness of the photo (99th percentile of the block grid)
+    noise: float = 0.0  # sensor-noise std of the exposure-normalised grey level (``denoise.noise_level``)
 
     def at(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
         return upsample(self.low, self.factor, y0, x0, h, w)
@@ -126,7 +129,7 @@ def illumination(data: np.ndarray, sigmas: tuple[float, ...] = SIGMAS_PX, low_re
     e = EPS + 0.01 * exposure
     logs = [np.log(smooth(grey, max(s / f, 0.0)) + e) for s in sigmas]
     low = np.exp(np.mean(logs, axis=0)).astype(np.float32)
-    return Illumination(low, f, exposure)
+    return Illumination(low, f, exposure, denoise.noise_level(data, exposure))
 
 
 def _colour_half(rgb: np.ndarray, sigma: float) -> np.ndarray:
@@ -177,9 +180,11 @@ def denoise_chroma(rgb: np.ndarray, sigma: float = CHROMA_SIGMA_PX) -> np.ndarra
     return out[:h, :w]
 
 
-def network_input(rgb: np.ndarray, illum: np.ndarray, exposure: float) -> np.ndarray:
+def network_input(rgb: np.ndarray, illum: np.ndarray, exposure: float, noise: float = 0.0) -> np.ndarray:
     """(4, H, W) float32: exposure-normalised RGB and reflectance (max channel / illumination), both
-    from the chroma-denoised photo (``denoise_chroma``).
+    from the chroma-denoised photo (``denoise_chroma``); with a photo ``noise`` level above
+    ``denoise.GATE`` the grey level also passes the learned brightness denoiser (below it, nothing
+    changes).
 
     Reflectance is scaled so 0.5 is the surface's typical brightness and clipped to [0, 1]. Built
     channel by channel from the grey level and the half-resolution colour: a 2048 x 2048 photo
@@ -189,6 +194,9 @@ def network_input(rgb: np.ndarray, illum: np.ndarray, exposure: float) -> np.nda
     e = EPS + 0.01 * exposure
     gain = 0.8 / exposure
     grey = even.mean(axis=2)
+    if noise > denoise.GATE and denoise.available():
+        grey = denoise.denoise_grey(grey * gain, noise)
+        grey *= 1 / gain
     col = _colour_half(even, CHROMA_SIGMA_PX)
     out = np.empty((4, *even.shape[:2]), np.float32)
     for c in range(3):

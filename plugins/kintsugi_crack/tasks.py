@@ -226,6 +226,10 @@ def _run(images: list[tuple[Image2D | Path, str]], support: list[tuple[np.ndarra
     if method == "network" or support:
         progress(0.0, "loading the network")
         net = load_model(model_tensors(weights, device), device)
+        if weights is not None and "denoiser" in weights:  # the manifest's checked file (sha256)
+            from kintsugi_crack.denoise import use_weights
+
+            use_weights(weights.load("denoiser", "cpu"))
     if support:
         if method != "network":
             raise ValueError("support examples steer the network; use method 'network' with --support")
