@@ -94,6 +94,54 @@ def segmentation_features(points: np.ndarray, normals: np.ndarray) -> tuple[np.n
     return out.astype(np.float32), regions
 
 
+N_REGION_FEATURES = 20
+MIN_REGION = 8  # regions this small keep their per-point answers (noise, corners)
+
+
+def region_features(points: np.ndarray, normals: np.ndarray, feats: np.ndarray, regions: np.ndarray,
+                    prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, N_REGION_FEATURES) features of each crease-bounded region of >= MIN_REGION points, and
+    those region ids: the point classifier's mean logit there, size and rank, shape, boundary
+    share, and how well a normal field linear in position explains the region's normals.
+
+    The last one is the cue the point features lack: an original surface (plane, cylinder, a
+    bowl's wall) has normals that vary smoothly across the whole region, while a break carries a
+    relief that turns them back and forth (residual / total normal spread ~0.7 vs ~0.35).
+    ``feats`` are the region's point features from ``segmentation_features`` (same order).
+    """
+    n = len(points)
+    counts = np.bincount(regions)
+    ids = np.nonzero(counts >= MIN_REGION)[0]
+    out = np.zeros((len(ids), N_REGION_FEATURES), np.float64)
+    if len(ids) == 0:
+        return out.astype(np.float32), ids
+    diam = float(np.linalg.norm(np.ptp(points, axis=0))) + 1e-12
+    _, nb = knn(points, 10)
+    boundary = (regions[nb] != regions[:, None]).mean(1)
+    pc = np.clip(prob, 1e-4, 1 - 1e-4)
+    logit = np.log(pc / (1 - pc))
+    for j, r in enumerate(ids):
+        m = regions == r
+        q, nq = points[m], normals[m]
+        c = q.mean(0)
+        ev = np.maximum(np.linalg.eigvalsh(np.cov((q - c).T)), 0)
+        mn = nq.mean(0)
+        x = np.concatenate([(q - c) / diam, np.ones((len(q), 1))], 1)
+        coef, *_ = np.linalg.lstsq(x, nq, rcond=None)
+        resid = float(np.sqrt(((nq - x @ coef) ** 2).sum(1).mean()))
+        total = float(np.sqrt(((nq - mn) ** 2).sum(1).mean()))
+        out[j, :17] = [logit[m].mean(), np.log(m.sum() / n), m.sum() / counts.max(), 1 - np.linalg.norm(mn),
+                       resid, resid / (total + 1e-3), np.sqrt(ev[2]) / diam, np.sqrt(ev[1]) / diam,
+                       np.sqrt(ev[0]) / diam * 10, ev[0] / (ev.sum() + 1e-12), boundary[m].mean(),
+                       feats[m, 0].mean(), feats[m, 2].mean(), feats[m, 4].mean(), feats[m, 12].mean(),
+                       feats[m, 13].mean(), min(len(ids), 20) / 20]
+    out[:, 17] = out[:, 3] / (out[:, 3].max() + 1e-6)  # normal spread relative to the part's most curved region
+    out[:, 18] = out[:, 4] / (out[:, 4].max() + 1e-6)
+    out[:, 19] = 0.0
+    out[np.argmax(out[:, 1]), 19] = 1.0  # the part's largest region
+    return out.astype(np.float32), ids
+
+
 def geometric_fracture(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Fracture probability from the sharp-edge cue alone: every region but the largest smooth one.
 

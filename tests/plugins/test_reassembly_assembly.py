@@ -75,7 +75,9 @@ def test_loop_support_counts_consistent_triangles_only():
 
 @pytest.fixture(scope="module")
 def small_object():
-    """A 4-piece object prepared and segmented, with its true poses in normalised units."""
+    """A 4-piece object prepared and segmented with the generator's exact fracture labels (these
+    tests are about the search, so they must not move with the classifier), true poses in
+    normalised units."""
     from kintsugi_reassembly import data, geometric, se3
     from kintsugi_reassembly.pipeline import segment_parts
     from kintsugi_reassembly.prep import prepare
@@ -83,7 +85,9 @@ def small_object():
     obj = data.generate(500_123, n_pieces=4, shape="bowl")
     sample = data.to_sample(obj, rng=np.random.default_rng(0))
     prep = prepare(sample.fragments, points_total=6000, seed=0)
-    segment_parts(prep, np.random.default_rng(0))
+    exact = [piece.fracture_faces[part.extra["face"]].astype(np.float32)
+             for part, piece in zip(prep.parts, obj.pieces, strict=True)]
+    segment_parts(prep, np.random.default_rng(0), probs=exact)
     geos = geometric.to_geo(prep.parts)
     h = geometric.spacing(geos)
     gt = [se3.make(g[:3, :3], g[:3, 3] / prep.scale) for g in sample.gt]
