@@ -94,3 +94,40 @@ def test_tiled_skeleton_matches_whole_image() -> None:
     assert len(tiled) == 1
     assert tiled[0]["length_px"] == pytest.approx(whole[0]["length_px"], rel=0.02)
     assert tiled[0]["length_px"] == pytest.approx(length, rel=0.05)
+
+
+def test_thin_and_wide_masks_take_different_transforms_to_the_same_measurements(monkeypatch) -> None:
+    """Thin cracks use nearest-neighbour queries, wide ones whole-crop distance transforms: the
+    distances at the skeleton are the same, and every crack pixel is owned once in both."""
+    import kintsugi_crack.measure as m
+
+    mask = np.zeros((300, 400), bool)
+    for pts, wd in (([(20, 30), (380, 120)], 3.0), ([(50, 250), (200, 180), (360, 280)], 6.0)):
+        mask |= band(mask.shape, np.array(pts, float), wd)[0]
+    sparse = m.skeleton_points(mask)
+    monkeypatch.setattr(m, "SPARSE_FRACTION", -1.0)  # force the dense path
+    dense = m.skeleton_points(mask)
+    assert np.array_equal(sparse.ys, dense.ys) and np.array_equal(sparse.xs, dense.xs)
+    np.testing.assert_array_equal(sparse.dt, dense.dt)
+    assert sparse.area.sum() == pytest.approx(dense.area.sum()) == mask.sum()
+    a, b = measure(mask, skeleton=sparse)[0], measure(mask, skeleton=dense)[0]
+    assert [c["length_px"] for c in a] == [c["length_px"] for c in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["mean_width_px"] == pytest.approx(y["mean_width_px"], rel=1e-3)
+        assert x["max_width_px"] == pytest.approx(y["max_width_px"], rel=0.08)
+
+
+def test_a_pixel_equally_near_two_skeleton_pixels_is_shared() -> None:
+    """An even-width crack has pixels equidistant from two skeleton pixels: shared, the result the same
+    wherever the crack lies in the photo."""
+    from kintsugi_crack.measure import skeleton_points
+
+    out = []
+    for shift in (0, 37, 211):
+        mask = np.zeros((120, 400), bool)
+        mask[40:44, 20 + shift:160 + shift] = True  # 4 px wide
+        sk = skeleton_points(mask)
+        out.append(np.sort(sk.area))
+    assert out[0].sum() == mask.sum()
+    np.testing.assert_allclose(out[0], out[1])
+    np.testing.assert_allclose(out[0], out[2])
