@@ -180,16 +180,20 @@ def task_stage(net, seg, rng: np.random.Generator, imgs: np.ndarray, iters: int,
         w = 1 + 4 * (teacher > 0.2).float()
         loss = F.binary_cross_entropy_with_logits(logit, teacher, weight=w)
         clean = torch.from_numpy(np.stack([s["clean"] for s in samples]))
-        loss = loss + pixel_w * (den - clean).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = loss.item()
+        lv = _step(opt, sched, loss + pixel_w * (den - clean).abs().mean())
         run = 0.95 * run + 0.05 * lv if it else lv
         if (it + 1) % 25 == 0:
             log.append({"task_iter": it + 1, "loss": round(run, 5), "seconds": round(time.perf_counter() - t0, 1)})
             print(log[-1], flush=True)
+
+
+def _step(opt, sched, loss) -> float:
+    """One optimiser and schedule step on ``loss``; its value."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
 
 
 def train(iters: int, out_dir: Path, pool: int, seed: int = SEED, lr: float = 2e-3, task_iters: int = 0,
@@ -214,12 +218,7 @@ def train(iters: int, out_dir: Path, pool: int, seed: int = SEED, lr: float = 2e
     for it in range(iters if iters > 0 else 0):
         x, y, w, s = batch(rng, imgs, masks, tex, 4, 4)
         out = net(x, s)
-        loss = (w * (out - y).abs()).sum() / w.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = loss.item()
+        lv = _step(opt, sched, (w * (out - y).abs()).sum() / w.sum())
         run = 0.98 * run + 0.02 * lv if it else lv
         if (it + 1) % 100 == 0:
             log.append({"iter": it + 1, "loss": round(run, 5), "seconds": round(time.perf_counter() - t0, 1)})

@@ -48,52 +48,37 @@ def build_region_mlp():
                          nn.Linear(32, 1))
 
 
-_MODEL = None
-_REGION_MODEL = None
+_CACHE: dict[Path, tuple] = {}  # the shipped weights, loaded once per process
+
+
+def _load_mlp(path: Path, shipped: Path, build):
+    """(model, feature mean, feature std) from a safetensors file, or None when it is absent; the
+    shipped file is cached."""
+    if path == shipped and shipped in _CACHE:
+        return _CACHE[shipped]
+    if not path.exists():
+        return None
+    from safetensors.torch import load_file
+
+    model = build()
+    state = load_file(str(path))
+    mean, std = state.pop("feat_mean"), state.pop("feat_std")
+    model.load_state_dict(state)
+    model.eval()
+    out = (model, mean.numpy(), std.numpy())
+    if path == shipped:
+        _CACHE[shipped] = out
+    return out
 
 
 def load(path: Path | None = None):
     """The trained classifier, or None when no weights are shipped (then the geometric cue is used)."""
-    global _MODEL
-    path = path or WEIGHTS
-    if _MODEL is not None and path == WEIGHTS:
-        return _MODEL
-    if not path.exists():
-        return None
-    import torch
-    from safetensors.torch import load_file
-
-    model = build_mlp()
-    state = load_file(str(path))
-    mean, std = state.pop("feat_mean"), state.pop("feat_std")
-    model.load_state_dict(state)
-    model.eval()
-    out = (model, mean.numpy(), std.numpy())
-    if path == WEIGHTS:
-        _MODEL = out
-    del torch
-    return out
+    return _load_mlp(path or WEIGHTS, WEIGHTS, build_mlp)
 
 
 def load_regions(path: Path | None = None):
     """The trained region classifier (model, mean, std), or None when its weights are absent."""
-    global _REGION_MODEL
-    path = path or REGION_WEIGHTS
-    if _REGION_MODEL is not None and path == REGION_WEIGHTS:
-        return _REGION_MODEL
-    if not path.exists():
-        return None
-    from safetensors.torch import load_file
-
-    model = build_region_mlp()
-    state = load_file(str(path))
-    mean, std = state.pop("feat_mean"), state.pop("feat_std")
-    model.load_state_dict(state)
-    model.eval()
-    out = (model, mean.numpy(), std.numpy())
-    if path == REGION_WEIGHTS:
-        _REGION_MODEL = out
-    return out
+    return _load_mlp(path or REGION_WEIGHTS, REGION_WEIGHTS, build_region_mlp)
 
 
 def fracture_probability(points: np.ndarray, normals: np.ndarray, method: str = "auto") -> np.ndarray:

@@ -131,3 +131,27 @@ def test_task_uses_the_manifest_denoiser() -> None:
     entry = manifest["weights"]["denoiser"]
     assert sha256_of(root / entry["file"]) == entry["sha256"]
     assert all("denoiser" in t["weights"] for t in manifest["tasks"])
+
+
+def test_training_script_runs_both_stages_and_writes_loadable_weights(tmp_path) -> None:
+    """A few steps of each stage from the command line: the weights it writes drive the denoiser."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from kintsugi_crack import denoise
+    from kintsugi_crack.train_denoiser import main
+
+    main(["--iters", "3", "--task-iters", "2", "--task-bs", "1", "--pool", "3", "--width", "4",
+          "--out", str(tmp_path)])
+    info = json.loads((tmp_path / "denoiser_train_log.json").read_text())
+    assert info["iters"] == 3 and info["task_iters"] == 2 and info["width"] == 4
+    state = load_file(str(tmp_path / "denoiser.safetensors"))
+    assert state["sigma_w"].shape == (4,)
+    try:
+        denoise.use_weights(state)
+        grey = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+        out = denoise.denoise_grey(grey, 0.05)
+        assert out.shape == grey.shape and np.isfinite(out).all()
+    finally:
+        denoise.use_weights(None)
