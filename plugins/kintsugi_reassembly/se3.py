@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_EYE3 = np.eye(3)
+
 
 def make(r: np.ndarray, t: np.ndarray) -> np.ndarray:
     m = np.eye(4)
@@ -54,6 +56,11 @@ def kabsch_batch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def exp_so3(w: np.ndarray) -> np.ndarray:
     """Rodrigues: axis-angle (..., 3) -> rotation (..., 3, 3)."""
+    if w.ndim == 1:  # one vector (every ICP step): the same arithmetic without the batch machinery
+        theta = np.sqrt(np.add.reduce(w * w))
+        k = w / max(theta, 1e-12)
+        kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+        return _EYE3 + np.sin(theta) * kx + (1 - np.cos(theta)) * (kx @ kx)
     theta = np.linalg.norm(w, axis=-1, keepdims=True)
     k = w / np.maximum(theta, 1e-12)
     kx = np.zeros(w.shape[:-1] + (3, 3))
