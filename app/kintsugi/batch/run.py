@@ -169,6 +169,13 @@ def _dashboard(client) -> str | None:
     return None
 
 
+def _killed(fut) -> bool:
+    """Did this input fail because its worker process died (rather than by an error of its own)?"""
+    from distributed.scheduler import KilledWorker
+
+    return fut.status == "error" and isinstance(fut.exception(), KilledWorker)
+
+
 def _crash_message(exc: BaseException) -> str:
     from distributed.scheduler import KilledWorker
 
@@ -272,16 +279,43 @@ def _submit_and_collect(client, plan, todo, ledger: Ledger, state: BatchProgress
                 "output": str(plan.output.resolve()), "plugin_path": os.environ.get("KINTSUGI_PLUGIN_PATH", "")}
     futures = {}
     run_id = uuid.uuid4().hex[:6]  # a retry of the same input never meets the key of an earlier, failed try
-    for it in todo:
+
+    def submit(it, tag: str):
         job = {**job_base, "input": str(it.input.resolve()), "stem": it.stem, "key": it.key}
-        fut = client.submit(run_one, job, key=f"kintsugi-{plan.task.id}-{it.stem}-{it.key[:12]}-{run_id}", pure=False,
+        fut = client.submit(run_one, job, key=f"kintsugi-{plan.task.id}-{it.stem}-{it.key[:12]}-{tag}", pure=False,
                             retries=0)
         futures[fut] = it
+        return fut
+
+    def record(fut) -> None:
+        it = futures[fut]
+        try:
+            row = fut.result()
+        except Exception as e:  # noqa: BLE001 - KilledWorker and friends: this input fails alone
+            row = {"key": it.key, "input": str(it.input), "stem": it.stem, "status": "failed",
+                   "error": _crash_message(e), "duration_s": None, "summary": {}}
+        row["input"] = str(it.input)  # as the user wrote it, not as the worker saw it
+        ledger.record(row)
+        ledger.write()
+        if row["status"] == "done":
+            state.done += 1
+        else:
+            state.failed += 1
+        state.last = row
+        state.message = state.line()
+        report()
+
+    for it in todo:
+        submit(it, run_id)
     state.state = "running"
     state.running_since = time.perf_counter()
     state.message = state.line()
     report()
     pending = set(futures)
+    # Inputs whose worker died: Dask also blames the inputs queued on that worker, so an innocent one
+    # that twice shared a worker with a crashing one comes back "killed" too. Each is tried once more,
+    # alone, after the others: an innocent input then succeeds, a crashing one fails by itself.
+    killed = []
     try:
         while pending:
             if cancel is not None and cancel.is_set():
@@ -292,22 +326,19 @@ def _submit_and_collect(client, plan, todo, ledger: Ledger, state: BatchProgress
                 continue
             for fut in finished:
                 pending.discard(fut)
-                it = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as e:  # noqa: BLE001 - KilledWorker and friends: this input fails alone
-                    row = {"key": it.key, "input": str(it.input), "stem": it.stem, "status": "failed",
-                           "error": _crash_message(e), "duration_s": None, "summary": {}}
-                row["input"] = str(it.input)  # as the user wrote it, not as the worker saw it
-                ledger.record(row)
-                ledger.write()
-                if row["status"] == "done":
-                    state.done += 1
+                if _killed(fut):
+                    killed.append(futures[fut])
                 else:
-                    state.failed += 1
-                state.last = row
-                state.message = state.line()
-                report()
+                    record(fut)
+        for n, it in enumerate(killed):
+            fut = submit(it, f"{run_id}-alone{n}")
+            pending.add(fut)
+            while not fut.done():
+                if cancel is not None and cancel.is_set():
+                    return "cancelled"
+                time.sleep(0.1)
+            pending.discard(fut)
+            record(fut)
         return "done"
     finally:
         if pending:
