@@ -88,14 +88,18 @@ def fracture_probability(points: np.ndarray, normals: np.ndarray, method: str = 
     loaded = load()
     if loaded is None:
         return geometric_fracture(points, normals)
+    feats, regions = segmentation_features(points, normals)
+    return region_classify(points, normals, feats, regions, point_probability(loaded, feats))
+
+
+def point_probability(loaded, feats: np.ndarray) -> np.ndarray:
+    """(N,) the point classifier's own probability (before any region stage); ``loaded`` from ``load``."""
     import torch
 
     model, mean, std = loaded
-    feats, regions = segmentation_features(points, normals)
     with torch.no_grad():
         logit = model(torch.from_numpy((feats - mean) / std)).numpy()[:, 0]
-    prob = 1.0 / (1.0 + np.exp(-logit))
-    return region_classify(points, normals, feats, regions, prob)
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def region_classify(points: np.ndarray, normals: np.ndarray, feats: np.ndarray, regions: np.ndarray,

@@ -32,7 +32,7 @@ from kintsugi_reassembly.features import (  # noqa: E402
     segmentation_features,
 )
 from kintsugi_reassembly.prep import prepare  # noqa: E402
-from kintsugi_reassembly.segment import region_vote  # noqa: E402
+from kintsugi_reassembly.segment import point_probability, region_vote  # noqa: E402
 
 SEED = 1234
 REGION_SEED = 2345
@@ -78,15 +78,7 @@ def _point_scores(parts, predict) -> dict[str, float]:
 
 def _with_probs(parts, point_model) -> list[tuple]:
     """Append the point classifier's raw (pre-vote) probabilities to each part tuple."""
-    import torch
-
-    model, mean, std = point_model
-    out = []
-    for p in parts:
-        with torch.no_grad():
-            logit = model(torch.from_numpy((p[0] - mean) / std)).numpy()[:, 0]
-        out.append((*p, 1.0 / (1.0 + np.exp(-logit))))
-    return out
+    return [(*p, point_probability(point_model, p[0])) for p in parts]
 
 
 def train_regions(point_model, objects: int, epochs: int, validation: int, heldout: int, out: Path, log) -> dict:
@@ -128,7 +120,7 @@ def train_regions(point_model, objects: int, epochs: int, validation: int, heldo
                                                                          reduction="none") * wt[idx]).mean()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         if epoch % 100 == 0 or epoch == epochs - 1:
             log(f"region epoch {epoch} loss {total / len(xt):.4f}")
     model.eval()
@@ -229,21 +221,17 @@ def main(argv: list[str] | None = None) -> int:
             loss = loss_fn(model(xt[idx])[:, 0], yt[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         if epoch % 5 == 0 or epoch == args.epochs - 1:
             log(f"epoch {epoch} loss {total / len(xt):.4f}")
     model.eval()
 
-    scores = _point_scores
-
     def learned(p) -> np.ndarray:
-        with torch.no_grad():
-            logit = model(torch.from_numpy((p[0] - mean) / std)).numpy()[:, 0]
-        return region_vote(1 / (1 + np.exp(-logit)), p[2])
+        return region_vote(point_probability((model, mean, std), p[0]), p[2])
 
-    res = {"learned_heldout": scores(held, learned),
-           "geometric_heldout": scores(held, lambda p: geometric_fracture(p[3], p[4])),
-           "learned_train": scores(train, learned),
+    res = {"learned_heldout": _point_scores(held, learned),
+           "geometric_heldout": _point_scores(held, lambda p: geometric_fracture(p[3], p[4])),
+           "learned_train": _point_scores(train, learned),
            "train_objects": args.objects, "heldout_objects": args.heldout, "epochs": args.epochs,
            "train_points": int(len(x)), "seed": SEED, "wall_s": round(time.time() - t0, 1)}
     state = {k: v.contiguous() for k, v in model.state_dict().items()}

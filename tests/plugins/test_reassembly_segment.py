@@ -96,3 +96,20 @@ def test_shipped_region_classifier_fixes_whole_regions_on_a_validation_tile():
             tp, fp, fn = tp + np.sum(pred & lab), fp + np.sum(pred & ~lab), fn + np.sum(~pred & lab)
         iou[name] = tp / (tp + fp + fn)
     assert iou["regions"] > iou["vote"] + 0.05, iou
+
+
+def test_training_script_writes_both_stages_that_load(tmp_path):
+    """`train --only segmenter` on a couple of objects writes a point and a region classifier that the
+    pipeline's loaders read, with their scores beside them."""
+    import json
+
+    from kintsugi_reassembly.segment import load, load_regions
+    from kintsugi_reassembly.train import main
+
+    seg, reg = tmp_path / "seg.safetensors", tmp_path / "reg.safetensors"
+    assert main(["--only", "segmenter", "--objects", "2", "--heldout", "1", "--epochs", "1", "--region-objects", "2",
+                 "--region-epochs", "2", "--region-validation", "1", "--region-heldout", "0", "--out", str(seg),
+                 "--region-out", str(reg)]) in (0, None)
+    assert load(seg) is not None and load_regions(reg) is not None
+    scores = json.loads(reg.with_suffix(".json").read_text())
+    assert scores["region_train_objects"] == 2 and 0.0 <= scores["validation_stage2_regions"]["iou"] <= 1.0
